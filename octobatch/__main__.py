@@ -1,0 +1,3 @@
+from octobatch.cli import main
+
+raise SystemExit(main())

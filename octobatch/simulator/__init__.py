@@ -1,0 +1,1 @@
+"""A local stand-in for the octopusx video API, with fault injection."""
