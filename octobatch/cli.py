@@ -10,7 +10,7 @@ import importlib
 from collections.abc import Sequence
 
 from octobatch import __version__
-from octobatch.errors import EXIT_INVALID, error_boundary
+from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
 
 
 def _positive_int(text: str) -> int:
@@ -84,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
-    except SystemExit as exc:  # argparse exits 2 on bad usage, 0 on --help
-        return int(exc.code or 0) if exc.code in (0, None) else EXIT_INVALID
+    except SystemExit as exc:  # argparse: 0 after --help/--version, 2 on bad usage
+        return EXIT_OK if exc.code in (0, None) else EXIT_INVALID
     command = importlib.import_module(f"octobatch.commands.{args.command}")
     return error_boundary(lambda: command.main(args))
