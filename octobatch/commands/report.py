@@ -1,0 +1,21 @@
+"""`octobatch report MANIFEST`: (re)write the HTML gallery from the lockfile, without network."""
+
+from __future__ import annotations
+
+import argparse
+
+from octobatch.errors import EXIT_OK
+from octobatch.lockfile import load_state
+from octobatch.manifest import load_manifest
+from octobatch.report import write_gallery
+
+
+def main(args: argparse.Namespace) -> int:
+    manifest = load_manifest(
+        args.manifest,
+        allow_outside_files=args.allow_outside_files,
+        output_dir=args.output_dir,
+    )
+    path = write_gallery(manifest, load_state(manifest.path))
+    print(path)
+    return EXIT_OK
