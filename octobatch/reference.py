@@ -1,0 +1,210 @@
+"""The manifest field reference (docs/reference.md), rendered from the JSON Schemas.
+
+The schemas are the single source of truth for what a manifest may say; rendering the
+reference from them means the documentation cannot drift from what `validate` enforces
+(tests/test_docs.py compares the committed file with this output).
+
+    python -m octobatch.reference > docs/reference.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+Schema = Mapping[str, Any]
+
+_REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+_WHEEL_SCHEMAS = Path(__file__).resolve().parent / "schemas"
+
+
+_INTRO = """# Manifest reference
+
+<!-- Generated from schemas/ by `python -m octobatch.reference > docs/reference.md`; \
+do not edit by hand. -->
+
+Every field a manifest may use, as `octobatch validate` checks it. Job fields are the API's own
+field names. Put this line first in a manifest for completion and checking in your editor
+(see [editors.md](editors.md)):
+
+```yaml
+# yaml-language-server: $schema=../schemas/manifest.schema.json
+```
+"""
+
+
+def schema_dir() -> Path:
+    """The schemas/ directory: top level in a checkout, inside the package in a wheel."""
+    return _REPO_SCHEMAS if _REPO_SCHEMAS.is_dir() else _WHEEL_SCHEMAS
+
+
+def render_reference(schemas: Path | None = None) -> str:
+    """The whole reference as Markdown."""
+    root = schemas or schema_dir()
+    manifest = _read(root / "manifest.schema.json")
+    defs = manifest.get("$defs", {})
+    models = defs["jobFields"]["properties"]["model"]["enum"]
+    out = [
+        _INTRO,
+        "## Document",
+        "",
+        *_table(manifest, manifest),
+        "",
+        "### settings",
+        "",
+        _text(defs["settings"].get("description", "")),
+        "",
+        *_table(defs["settings"], defs["settings"]),
+        "",
+        "### jobs[]",
+        "",
+        _text(defs["job"].get("description", ""))
+        + " Every job also takes the fields of its model (below); `defaults` takes the same "
+        "fields except `id` and `matrix`.",
+        "",
+        *_table(
+            {"properties": {**defs["job"]["properties"], **defs["jobFields"]["properties"]},
+             "required": ["prompt"]},
+            defs,
+        ),
+        "",
+        "`model` and `prompt` are required for every job after `defaults` are merged in.",
+        "",
+        "## Models",
+        "",
+        "Known models: " + ", ".join(f"`{m}`" for m in models) + ".",
+    ]
+    for model in models:
+        schema = _read(root / "models" / f"{model}.schema.json")
+        out += ["", f"### {model}", "", _text(schema.get("description", "")), ""]
+        out += _table(schema, schema, skip=("model",))
+        rules = list(_rules(schema))
+        if rules:
+            out += ["", "Rules:", "", *(f"- {rule}" for rule in rules)]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _read(path: Path) -> Schema:
+    data: Schema = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def _table(schema: Schema, root: Schema, skip: Sequence[str] = ()) -> list[str]:
+    required = set(schema.get("required", ()))
+    conditional = {name for rule in schema.get("allOf", ()) for name in _then_required(rule)}
+    rows = [
+        "| field | type | values | default | required | notes |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, prop in schema.get("properties", {}).items():
+        if name in skip:
+            continue
+        prop = _resolve(prop, root)
+        need = "yes" if name in required else "see rules" if name in conditional else "no"
+        cells = [
+            f"`{name}`",
+            _type(prop, root),
+            _values(prop, root),
+            _code(prop["default"]) if "default" in prop else "",
+            need,
+            _text(prop.get("description") or prop.get("x-octobatch-message", "")),
+        ]
+        rows.append("| " + " | ".join(cells) + " |")
+    return rows
+
+
+def _resolve(prop: Schema, root: Schema) -> Schema:
+    """Merge a local `$ref` (`#/$defs/x`) into the property; sibling keys win."""
+    ref = prop.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return prop
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    merged = {**_resolve(target, root), **prop}
+    merged.pop("$ref")
+    return merged
+
+
+def _type(prop: Schema, root: Schema) -> str:
+    if prop.get("not") == {}:
+        return "not allowed"
+    kind = prop.get("type")
+    if kind == "array":
+        items = prop.get("items", {})
+        ref = items.get("$ref", "")
+        if ref.startswith("#/$defs/"):  # a named structure, e.g. `job`: say its name
+            return f"list of {ref.rsplit('/', 1)[-1]}s"
+        return f"list of {_type(_resolve(items, root), root) or 'values'}"
+    if isinstance(kind, list):
+        return " or ".join(kind)
+    if kind is None and "const" in prop:
+        return type(prop["const"]).__name__.replace("int", "integer").replace("str", "string")
+    if kind is None and ("properties" in prop or "allOf" in prop):
+        return "object"
+    return str(kind or "")
+
+
+def _values(prop: Schema, root: Schema) -> str:
+    if "const" in prop:
+        return _code(prop["const"])
+    if "enum" in prop:
+        # `seconds` accepts 5 and "5" alike; list each value once.
+        unique = dict.fromkeys(str(v) for v in prop["enum"])
+        return ", ".join(f"`{v}`" for v in unique)
+    parts = []
+    if "minimum" in prop and "maximum" in prop:
+        parts.append(f"{prop['minimum']} to {prop['maximum']}")
+    elif "minimum" in prop:
+        parts.append(f"at least {prop['minimum']}")
+    elif "maximum" in prop:
+        parts.append(f"at most {prop['maximum']}")
+    if "exclusiveMinimum" in prop:
+        parts.append(f"> {prop['exclusiveMinimum']}")
+    if "minItems" in prop or "maxItems" in prop:
+        parts.append(f"{prop.get('minItems', 0)} to {prop.get('maxItems', 'any')} items")
+    if prop.get("type") == "array" and "items" in prop:
+        inner = _values(_resolve(prop["items"], root), root)
+        if inner:
+            parts.append(f"each {inner}")
+    return "; ".join(parts)
+
+
+def _then_required(rule: Schema) -> Iterable[str]:
+    then = rule.get("then")
+    return then.get("required", ()) if isinstance(then, Mapping) else ()
+
+
+def _rules(schema: Schema) -> Iterable[str]:
+    """The cross-field rules, in words: dependencies and conditional requirements."""
+    for field, needs in schema.get("dependentRequired", {}).items():
+        yield f"`{field}` needs " + " and ".join(f"`{n}`" for n in needs) + "."
+    for rule in schema.get("allOf", ()):
+        names = list(_then_required(rule))
+        if names:
+            message = rule["then"].get("x-octobatch-message", "required")
+            yield " and ".join(f"`{n}`" for n in names) + f": {_text(message)}."
+        elif "x-octobatch-message" in rule:
+            message = _text(rule["x-octobatch-message"]).rstrip(".")
+            yield message[:1].upper() + message[1:] + "."
+
+
+def _code(value: Any) -> str:
+    return f"`{value}`" if isinstance(value, str) else f"`{json.dumps(value)}`"
+
+
+def _text(text: str) -> str:
+    """Plain text safe inside a Markdown table cell."""
+    return " ".join(str(text).split()).replace("|", "\\|")
+
+
+def main() -> int:
+    sys.stdout.write(render_reference())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
