@@ -1,0 +1,259 @@
+"""The lockfile: format, determinism, validation on read, atomic replacement, the run lock."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from octobatch.errors import StateError
+from octobatch.lockfile import (
+    LockEntry,
+    LockState,
+    StateStore,
+    Status,
+    load_state,
+    lock_path_for,
+    read_lockfile,
+    render_lockfile,
+    run_lock_path_for,
+    write_lockfile,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+CONTRACT_FIELDS = {
+    "spec_hash", "model", "status", "task_id", "video_url", "output", "sha256", "bytes",
+    "attempts", "error", "submitted_at", "completed_at",
+}
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def full_entry(n: int = 1) -> LockEntry:
+    return LockEntry(
+        spec_hash=f"sha256:{n:064x}",
+        model="jimeng-video-3.0",
+        status=Status.COMPLETED,
+        task_id=f"video_{n}",
+        video_url=f"https://cdn.example/v/{n}.mp4",
+        output=f"../output/spring/job{n}.mp4",
+        sha256="ab" * 32,
+        bytes=123456,
+        attempts=1,
+        error=None,
+        submitted_at="2026-01-02T03:04:05Z",
+        completed_at="2026-01-02T03:05:06Z",
+        spec={"model": "jimeng-video-3.0", "prompt": "猫咪在草地上追逐蝴蝶", "size": "1280x720"},
+        idempotency_key=f"key-{n}",
+        possible_duplicate=False,
+    )
+
+
+@pytest.fixture
+def manifest(tmp_path: Path) -> Path:
+    path = tmp_path / "spring.yaml"
+    path.write_text("version: 1\njobs: []\n")
+    return path
+
+
+def test_round_trip_keeps_every_field(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", full_entry(1))
+    store.put("dog", LockEntry(spec_hash="sha256:2", model="omni-fast"))
+    store.update("dog", status=Status.FAILED, error={"code": "content_policy", "message": "拒绝"})
+    store.close()
+
+    state = read_lockfile(lock_path_for(manifest), manifest.name)
+    assert state.manifest == "spring.yaml"
+    assert state.jobs["cat"] == full_entry(1)
+    assert state.jobs["dog"].status is Status.FAILED
+    assert state.jobs["dog"].error == {"code": "content_policy", "message": "拒绝"}
+
+
+def test_format_is_the_contract_shape(manifest: Path) -> None:
+    write_lockfile(lock_path_for(manifest), LockState("spring.yaml", {"cat": full_entry(1)}))
+    text = lock_path_for(manifest).read_text(encoding="utf-8")
+    data = json.loads(text)
+    assert set(data) == {"version", "manifest", "jobs"}
+    assert data["version"] == 1 and data["manifest"] == "spring.yaml"
+    assert CONTRACT_FIELDS <= set(data["jobs"]["cat"])
+    assert data["jobs"]["cat"]["status"] == "completed"
+    assert "progress" not in text
+    # Human-readable non-ASCII, two-space indentation, sorted keys, one trailing newline.
+    assert "猫咪" in text
+    assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_bytes_do_not_depend_on_insertion_order() -> None:
+    a = LockState("m.yaml", {f"job{i}": full_entry(i) for i in range(20)})
+    b = LockState("m.yaml", {f"job{i}": full_entry(i) for i in reversed(range(20))})
+    assert render_lockfile(a) == render_lockfile(b)
+
+
+def test_write_only_when_changed(tmp_path: Path) -> None:
+    path = tmp_path / "m.lock.json"
+    state = LockState("m.yaml", {"cat": full_entry(1)})
+    assert write_lockfile(path, state) is True
+    before = path.stat()
+    assert write_lockfile(path, LockState("m.yaml", {"cat": full_entry(1)})) is False
+    after = path.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    state.jobs["cat"].attempts = 2
+    assert write_lockfile(path, state) is True
+    assert path.stat().st_ino != before.st_ino  # replaced by rename, not rewritten in place
+    assert [p.name for p in tmp_path.iterdir()] == ["m.lock.json"]  # no temp file left behind
+
+
+def test_store_compacts_only_when_the_state_changed(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", full_entry(1))
+    store.compact()
+    written, ino = store.bytes_written, lock_path_for(manifest).stat().st_ino
+    store.update("cat", attempts=1)  # same value as before: the lockfile bytes do not change
+    store.compact()
+    store.close()
+    assert store.bytes_written == written
+    assert lock_path_for(manifest).stat().st_ino == ino
+    # Reopening and closing without changes rewrites nothing.
+    again = StateStore.open(manifest)
+    again.close()
+    assert again.bytes_written == 0
+    assert lock_path_for(manifest).stat().st_ino == ino
+
+
+def test_missing_lockfile_is_an_empty_state(manifest: Path) -> None:
+    assert load_state(manifest) == LockState("spring.yaml", {})
+
+
+@pytest.mark.parametrize(
+    ("content", "detail"),
+    [
+        ("{not json", "Expecting property name"),
+        ('{"version": 2, "jobs": {}}', "unsupported version 2, expected 1"),
+        ("[]", "expected a JSON object at the top level"),
+        ('{"version": 1, "jobs": []}', "jobs: expected an object"),
+        ('{"version": 1, "jobs": {"cat": {"model": "omni-fast"}}}', "job 'cat': missing spec_hash"),
+        (
+            '{"version": 1, "jobs": {"cat": {"spec_hash": "h", "model": "m", "status": "done"}}}',
+            "job 'cat': status: 'done' is not one of",
+        ),
+        (
+            '{"version": 1, "jobs": {"cat": {"spec_hash": "h", "model": "m", "bytes": "12"}}}',
+            "job 'cat': bytes: expected integer or null, got str",
+        ),
+        (
+            '{"version": 1, "jobs": {"cat": {"spec_hash": "h", "model": "m", "attempts": true}}}',
+            "job 'cat': attempts: expected integer, got a boolean",
+        ),
+    ],
+)
+def test_corrupt_lockfile_names_the_file_and_the_fix(manifest: Path, content: str, detail: str) -> None:
+    lock = lock_path_for(manifest)
+    lock.write_text(content)
+    with pytest.raises(StateError) as info:
+        load_state(manifest)
+    message = str(info.value)
+    assert message.startswith(f"{lock}: not a valid octobatch lockfile (")
+    assert detail in message
+    assert "restore it from git" in message
+    with pytest.raises(StateError):
+        StateStore.open(manifest)
+    assert lock.read_text() == content  # a failed open never overwrites what the user has
+
+
+def test_update_rejects_unknown_and_mistyped_fields(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", full_entry(1))
+    with pytest.raises(ValueError, match="unknown field 'progress'"):
+        store.update("cat", progress=50)
+    with pytest.raises(TypeError, match="task_id: expected string or null, got int"):
+        store.update("cat", task_id=17)
+    with pytest.raises(KeyError):
+        store.update("nobody", status=Status.QUEUED)
+    store.close()
+    assert load_state(manifest).jobs["cat"] == full_entry(1)
+
+
+def test_a_reader_never_sees_a_partial_lockfile(tmp_path: Path) -> None:
+    path = tmp_path / "m.lock.json"
+    write_lockfile(path, LockState("m.yaml", {}))
+    reader = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent("""
+            import json, sys
+            path, seen, bad = sys.argv[1], set(), 0
+            print("ready", flush=True)
+            while True:
+                with open(path, "rb") as f:
+                    data = f.read()
+                try:
+                    doc = json.loads(data)
+                except ValueError:
+                    bad += 1
+                    continue
+                seen.add(len(doc["jobs"]))
+                if len(doc["jobs"]) == 150:
+                    break
+            print(bad, len(seen))
+        """), str(path)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    assert reader.stdout is not None and reader.stdout.readline() == "ready\n"
+    # Entries big enough that a write takes several syscalls' worth of pages.
+    state = LockState("m.yaml", {})
+    for i in range(1, 151):
+        state.jobs[f"job{i}"] = full_entry(i)
+        state.jobs[f"job{i}"].spec["prompt"] = "x" * 2000
+        write_lockfile(path, state)
+    out, _ = reader.communicate(timeout=30)
+    bad, distinct = map(int, out.split())
+    assert bad == 0
+    assert distinct > 1  # the reader really raced with the writer
+
+
+def _hold_lock_script(manifest: Path) -> list[str]:
+    code = textwrap.dedent("""
+        import sys, time
+        from pathlib import Path
+        from octobatch.lockfile import StateStore
+        store = StateStore.open(Path(sys.argv[1]))
+        print("locked", flush=True)
+        time.sleep(60)
+    """)
+    return [sys.executable, "-c", code, str(manifest)]
+
+
+def test_run_lock_is_exclusive_across_processes_and_released_by_kill_9(manifest: Path) -> None:
+    holder = subprocess.Popen(_hold_lock_script(manifest), stdout=subprocess.PIPE, text=True, env=child_env())
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "locked\n"
+        with pytest.raises(StateError) as info:
+            StateStore.open(manifest)
+        assert str(info.value) == (
+            f"another octobatch run is already using {manifest} (pid {holder.pid}); "
+            "wait for it to finish or stop it"
+        )
+        # plan/status read without the lock while a run holds it.
+        assert load_state(manifest).jobs == {}
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    store = StateStore.open(manifest)  # the kernel dropped the dead holder's lock
+    store.close()
+    store.close()  # idempotent
+    assert run_lock_path_for(lock_path_for(manifest)).name == "spring.lock.run"
+    StateStore.open(manifest).close()  # and close() released it
+
+
+def test_second_open_in_the_same_process_is_refused(manifest: Path) -> None:
+    first = StateStore.open(manifest)
+    with pytest.raises(StateError, match="another octobatch run is already using"):
+        StateStore.open(manifest)
+    first.close()
