@@ -1,0 +1,370 @@
+"""The simulator's HTTP server: the provider's routes on loopback, with inspection.
+
+Handlers stay cheap (a dict lookup, arithmetic on the clock, O(1) recording) because the
+benchmark drives thousands of polls per second through them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import json
+import random
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from aiohttp import BodyPartReader, web
+
+from octobatch.simulator import replies
+from octobatch.simulator.faults import FaultDice, Faults, Route
+from octobatch.simulator.tasks import FAIL_MARKER, STUCK_MARKER, Outcome, Task, video_object
+from octobatch.simulator.validation import (
+    Rejected,
+    Submission,
+    UnknownModel,
+    check_jimeng,
+    check_model,
+    check_omni,
+)
+from octobatch.simulator.video import video_for
+
+DEMO_KEY = "sk-demo-octobatch"
+
+RequestKind = Literal["submit", "poll", "content", "download"]
+DROPPED = 0  # the status recorded when the connection was closed without an answer
+_MAX_BODY = 32 * 1024 * 1024  # a 15 MB reference video is ~20 MB as base64 JSON
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One request the simulator answered (or dropped: status 0)."""
+
+    kind: RequestKind
+    task_id: str | None
+    model: str | None
+    prompt: str | None
+    idempotency_key: str | None
+    status: int
+    time: float  # simulator clock
+
+
+class Simulator:
+    """The octopusx video API on loopback, with the faults of a bad night.
+
+    `latency` is how long a task takes from submission to completion (plus a uniform random
+    -jitter..+jitter); `fail_rate` fails that fraction of tasks, and a prompt containing
+    "[fail]" always fails ("[stuck]" never finishes). `video_bytes` pads every served MP4 to at
+    least that size. `seed` makes faults, ids and jitter reproducible; `clock` drives task
+    progress, so tests can advance time by hand.
+    """
+
+    def __init__(self, *, latency: float = 2.0, jitter: float = 0.0, faults: Faults | None = None,
+                 api_key: str = DEMO_KEY, video_bytes: int | None = None, fail_rate: float = 0.0,
+                 seed: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+        if latency < 0 or jitter < 0:
+            raise ValueError("latency and jitter must be >= 0")
+        if not 0.0 <= fail_rate <= 1.0:
+            raise ValueError("fail_rate must be in 0..1")
+        self.latency = latency
+        self.jitter = jitter
+        self.faults = faults or Faults()
+        self.fail_rate = fail_rate
+        self.video_bytes = video_bytes
+        self.clock = clock
+        self._auth = f"Bearer {api_key}"
+        self._rng = random.Random(seed)
+        self._dice = FaultDice(self.faults, random.Random(self._rng.random()))
+        self._tokens: dict[str, Task] = {}
+        self._by_idempotency_key: dict[str, Task] = {}
+        self._unfinished: list[float] = []  # heap of finish times of tasks not yet finished
+        self._runner: web.AppRunner | None = None
+        self.base_url = ""
+
+        self.requests: list[RecordedRequest] = []
+        self.tasks: dict[str, Task] = {}
+        self.created_per_prompt: Counter[str] = Counter()
+        self.polls_per_task: Counter[str] = Counter()
+        self.downloads_per_task: Counter[str] = Counter()
+        self.peak_in_flight = 0
+
+        self.app = web.Application(client_max_size=_MAX_BODY)
+        self.app.router.add_post("/v1/videos", self._submit)
+        self.app.router.add_get("/v1/videos/{task_id}", self._poll)
+        self.app.router.add_get("/v1/videos/{task_id}/content", self._content)
+        self.app.router.add_get("/files/{name}", self._download)
+        self.app.router.add_get("/api/status", self._platform_status)
+        self.app.router.add_route("*", "/api/{tail:.*}", self._platform_not_found)
+        self.app.router.add_route("*", "/{tail:.*}", self._not_found)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on `host:port` (0 picks a free port); returns the base URL."""
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        self._runner = runner
+        bound_host, bound_port = runner.addresses[0][:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        self.base_url = f"http://{shown}:{bound_port}"
+        return self.base_url
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    # -- inspection --------------------------------------------------------------------------
+
+    def tasks_created_per_prompt(self) -> Counter[str]:
+        """How many tasks each prompt created: more than 1 means a job was paid for twice."""
+        return Counter(self.created_per_prompt)
+
+    def in_flight(self) -> int:
+        """Tasks created and not yet finished at the provider, now."""
+        now = self.clock()
+        while self._unfinished and self._unfinished[0] <= now:
+            heapq.heappop(self._unfinished)
+        return len(self._unfinished)
+
+    def expected_video(self, task_id: str) -> bytes:
+        """Exactly the bytes a client should end up with for `task_id`."""
+        if task_id not in self.tasks:
+            raise KeyError(f"no task {task_id!r} was created")
+        return video_for(task_id, self.video_bytes)
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _record(self, kind: RequestKind, request: web.Request, status: int,
+                task_id: str | None = None, submission: Submission | None = None) -> None:
+        self.requests.append(RecordedRequest(
+            kind, task_id,
+            submission.model if submission else None,
+            submission.prompt if submission else None,
+            request.headers.get("Idempotency-Key"), status, self.clock(),
+        ))
+
+    def _authorized(self, request: web.Request) -> bool:
+        return request.headers.get("Authorization") == self._auth
+
+    async def _hold_back(self) -> None:
+        delay = self.faults.response_delay
+        if self.faults.response_delay_jitter:
+            delay += self._rng.uniform(0, self.faults.response_delay_jitter)
+        if delay:
+            await asyncio.sleep(delay)
+
+    async def _roll(self, route: Route) -> str | None:
+        await self._hold_back()
+        return self._dice.roll(route)
+
+    @staticmethod
+    def _drop(request: web.Request) -> web.Response:
+        # The request was read; the connection goes away with no answer at all. aiohttp
+        # quietly discards the response returned for a closed transport.
+        if request.transport is not None:
+            request.transport.close()
+        return web.Response()
+
+    def _create(self, submission: Submission, idempotency_key: str | None) -> Task:
+        now = self.clock()
+        outcome: Outcome = "completed"
+        if FAIL_MARKER in submission.prompt:
+            outcome = "failed"
+        elif STUCK_MARKER in submission.prompt:
+            outcome = "stuck"
+        elif self.fail_rate and self._rng.random() < self.fail_rate:
+            outcome = "failed"
+        duration = self.latency
+        if self.jitter:
+            duration = max(0.0, duration + self._rng.uniform(-self.jitter, self.jitter))
+        task_id = f"{self.faults.task_id_prefix}{self._rng.getrandbits(96):024x}"
+        task = Task(task_id, submission.model, submission.prompt, submission.params,
+                    idempotency_key, now, int(time.time()), duration, outcome)
+        self.tasks[task_id] = task
+        self.created_per_prompt[submission.prompt] += 1
+        if idempotency_key is not None:
+            self._by_idempotency_key[idempotency_key] = task
+        heapq.heappush(self._unfinished, task.finishes_at)
+        self.peak_in_flight = max(self.peak_in_flight, self.in_flight())
+        return task
+
+    def _download_url(self, request: web.Request, task: Task, now: float) -> str:
+        """The task's current signed link; a fresh one once the old one has expired."""
+        if task.url_token is None or now >= task.url_expires:
+            task.url_token = f"{self._rng.getrandbits(128):032x}"
+            ttl = self.faults.url_ttl
+            task.url_expires = now + ttl if ttl else float("inf")
+            self._tokens[task.url_token] = task
+        return f"{request.scheme}://{request.host}/files/{task.url_token}.mp4"
+
+    def _render(self, request: web.Request, task: Task, *, just_created: bool = False
+                ) -> web.Response:
+        now = self.clock()
+        url = None
+        if (not just_created and self.faults.url_location != "content"
+                and task.phase(now)[0] == "completed"):
+            url = self._download_url(request, task, now)
+        return web.json_response(video_object(task, now, self.faults, url,
+                                              just_created=just_created))
+
+    async def _read_submission(self, request: web.Request) -> Submission:
+        if request.content_type == "multipart/form-data":
+            form: dict[str, str] = {}
+            files: dict[str, bytes] = {}
+            reader = await request.multipart()
+            while (part := await reader.next()) is not None:
+                if not isinstance(part, BodyPartReader) or not part.name:
+                    raise Rejected("malformed multipart body")
+                if part.name in form or part.name in files:
+                    raise Rejected(f"field '{part.name}' given more than once")
+                if part.filename is not None:
+                    files[part.name] = bytes(await part.read())
+                else:
+                    form[part.name] = await part.text()
+            model = check_model(form.get("model"), multipart=True)
+            return check_jimeng(model, form, files)
+        if request.content_type == "application/json":
+            try:
+                body = json.loads(await request.read())
+            except (ValueError, UnicodeDecodeError):
+                raise Rejected("the body is not valid JSON") from None
+            if not isinstance(body, dict):
+                raise Rejected("the JSON body must be an object")
+            model = check_model(body.get("model"), multipart=False)
+            return check_omni(model, body)
+        raise Rejected("send multipart/form-data (jimeng models) or application/json (omni models)")
+
+    # -- routes ------------------------------------------------------------------------------
+
+    async def _submit(self, request: web.Request) -> web.StreamResponse:
+        if not self._authorized(request):
+            self._record("submit", request, 401)
+            return replies.unauthorized()
+        try:
+            submission = await self._read_submission(request)
+        except UnknownModel as exc:
+            self._record("submit", request, exc.status)
+            return replies.openai_error(exc.status, exc.message, code=exc.code)
+        except Rejected as exc:
+            self._record("submit", request, exc.status)
+            return replies.task_error(exc.status, exc.code, exc.message)
+        fault = await self._roll("submit")
+        if fault in ("429", "429_bare", "500", "503"):
+            self._record("submit", request, int(fault[:3]), submission=submission)
+            return replies.injected_fault(fault, self.faults.retry_after)
+        key = request.headers.get("Idempotency-Key")
+        if self.faults.honour_idempotency and key in self._by_idempotency_key:
+            task = self._by_idempotency_key[key]
+            self._record("submit", request, 200, task.id, submission)
+            return self._render(request, task)
+        limit = self.faults.concurrency_limit
+        if limit and self.in_flight() >= limit:
+            self._record("submit", request, 429, submission=submission)
+            return replies.openai_error(
+                429, f"当前令牌并发任务数已达上限 {limit} (concurrency limit of {limit} tasks reached)",
+                code="token_concurrency_limit_reached")
+        task = self._create(submission, key)
+        if fault == "drop":
+            self._record("submit", request, DROPPED, task.id, submission)
+            return self._drop(request)
+        if fault == "502":
+            self._record("submit", request, 502, task.id, submission)
+            return replies.injected_fault(fault, self.faults.retry_after)
+        self._record("submit", request, 200, task.id, submission)
+        return self._render(request, task, just_created=True)
+
+    async def _poll(self, request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        self.polls_per_task[task_id] += 1
+        if not self._authorized(request):
+            self._record("poll", request, 401, task_id)
+            return replies.unauthorized()
+        fault = await self._roll("poll")
+        if fault == "drop":
+            self._record("poll", request, DROPPED, task_id)
+            return self._drop(request)
+        if fault is not None:
+            self._record("poll", request, int(fault[:3]), task_id)
+            return replies.injected_fault(fault, self.faults.retry_after)
+        task = self.tasks.get(task_id)
+        if task is None:
+            self._record("poll", request, 400, task_id)
+            return replies.task_error(400, "task_not_exist", "任务不存在 (task does not exist)")
+        self._record("poll", request, 200, task_id)
+        return self._render(request, task)
+
+    async def _content(self, request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        self.downloads_per_task[task_id] += 1
+        if not self._authorized(request):
+            self._record("content", request, 401, task_id)
+            return replies.unauthorized()
+        task = self.tasks.get(task_id)
+        if task is None:
+            self._record("content", request, 400, task_id)
+            return replies.task_error(400, "task_not_exist", "任务不存在 (task does not exist)")
+        if task.phase(self.clock())[0] != "completed":
+            self._record("content", request, 400, task_id)
+            return replies.task_error(400, "task_not_completed",
+                                      "任务尚未完成 (the video is not ready)")
+        return await self._send_video("content", request, task)
+
+    async def _download(self, request: web.Request) -> web.StreamResponse:
+        token = request.match_info["name"].removesuffix(".mp4")
+        task = self._tokens.get(token)
+        if task is not None:
+            self.downloads_per_task[task.id] += 1
+        if task is None:
+            self._record("download", request, 404)
+            return replies.signed_link_error(404, "NoSuchKey", "The specified key does not exist.")
+        if token != task.url_token or self.clock() >= task.url_expires:
+            self._record("download", request, 403, task.id)
+            return replies.signed_link_error(403, "AccessDenied", "Request has expired")
+        return await self._send_video("download", request, task)
+
+    async def _send_video(self, kind: RequestKind, request: web.Request,
+                          task: Task) -> web.StreamResponse:
+        fault = await self._roll("download")
+        if fault == "drop":
+            self._record(kind, request, DROPPED, task.id)
+            return self._drop(request)
+        if fault not in (None, "truncate"):
+            self._record(kind, request, int(fault[:3]), task.id)
+            return replies.injected_fault(fault, self.faults.retry_after)
+        data = video_for(task.id, self.video_bytes)
+        self._record(kind, request, 200, task.id)
+        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        end = len(data) // 2 if fault == "truncate" else len(data)
+        rate = self.faults.download_bytes_per_second
+        # Throttled: a tenth of a second's worth per write, so the rate holds at any size.
+        step = max(1, int(rate / 10)) if rate else _CHUNK
+        for offset in range(0, end, step):
+            piece = data[offset:min(offset + step, end)]
+            await response.write(piece)
+            if rate:
+                await asyncio.sleep(len(piece) / rate)
+        if fault == "truncate":
+            if request.transport is not None:
+                request.transport.close()
+            return response
+        await response.write_eof()
+        return response
+
+    async def _platform_status(self, request: web.Request) -> web.Response:
+        return web.json_response(
+            {"success": True, "message": "", "data": {"system_name": "octopusx (simulated)"}})
+
+    async def _platform_not_found(self, request: web.Request) -> web.Response:
+        return replies.platform_error(404, f"未找到 (no such platform route: {request.path})")
+
+    async def _not_found(self, request: web.Request) -> web.Response:
+        return replies.openai_error(404, f"Invalid URL ({request.method} {request.path})",
+                                    type_="invalid_request_error")

@@ -1,0 +1,57 @@
+"""Shared fixtures: a real simulator on loopback, and small generic helpers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from octobatch.simulator import DEMO_KEY, Simulator, SimulatorThread
+
+TEST_LATENCY = 0.05  # seconds a simulated task takes: long enough to be seen queued/running
+
+
+@pytest.fixture
+def auth_headers() -> dict[str, str]:
+    """The Authorization header the simulator accepts by default."""
+    return {"Authorization": f"Bearer {DEMO_KEY}"}
+
+
+@pytest.fixture
+async def make_simulator() -> AsyncIterator[Callable[..., Any]]:
+    """Factory: `sim = await make_simulator(latency=..., faults=Faults(...))`, stopped after."""
+    started: list[Simulator] = []
+
+    async def make(**kwargs: Any) -> Simulator:
+        kwargs.setdefault("latency", TEST_LATENCY)
+        kwargs.setdefault("seed", 1234)
+        simulator = Simulator(**kwargs)
+        await simulator.start()
+        started.append(simulator)
+        return simulator
+
+    yield make
+    for simulator in started:
+        await simulator.stop()
+
+
+@pytest.fixture
+async def simulator(make_simulator: Callable[..., Any]) -> Simulator:
+    """A started simulator with fast tasks and no faults."""
+    sim: Simulator = await make_simulator()
+    return sim
+
+
+@pytest.fixture
+def simulator_thread() -> Iterator[Callable[..., Simulator]]:
+    """Factory for subprocess tests: `sim = simulator_thread(latency=0.1)` runs in a thread."""
+    with ExitStack() as stack:
+
+        def make(**kwargs: Any) -> Simulator:
+            kwargs.setdefault("latency", TEST_LATENCY)
+            kwargs.setdefault("seed", 1234)
+            return stack.enter_context(SimulatorThread(**kwargs))
+
+        yield make
