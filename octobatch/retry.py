@@ -1,0 +1,144 @@
+"""The one retry policy: every delay, bound and threshold of the run engine lives here.
+
+Backoff is exponential with full jitter (a random delay between 0 and the capped exponential),
+which spreads a herd of clients that were all throttled at the same moment. A server's
+`Retry-After` always wins over our own estimate.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+# Submissions that certainly created nothing (429, connection refused) are safe to repeat.
+SUBMIT_ATTEMPTS = 12
+# An ambiguous submission (timeout, 5xx, dropped connection after sending) may have created a
+# paid task; it is repeated with the same Idempotency-Key at most this many times in total.
+UNCERTAIN_ATTEMPTS = 3
+# Transient failures of one poll or one download (5xx, connection trouble, truncated body).
+POLL_ATTEMPTS = 8
+DOWNLOAD_ATTEMPTS = 6
+# Consecutive submission failures of one kind (across all jobs) that stop new submissions.
+BREAKER_THRESHOLD = 5
+# Polls of a task that keeps reporting a status word we do not know, before giving up on it.
+UNKNOWN_STATUS_POLLS = 20
+
+BACKOFF_BASE = 0.5  # seconds
+BACKOFF_CAP = 30.0
+RETRY_AFTER_CAP = 300.0  # never sleep longer than this on a server's say-so
+
+# Adaptive polling, as multiples of the configured poll interval.
+POLL_FLOOR_FACTOR = 0.2  # never poll one task more often than this
+POLL_CEILING_FACTOR = 4.0  # never leave a running task unpolled longer than this
+POLL_JITTER = 0.1  # +-10% so that tasks submitted together do not poll in lockstep
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff parameters; tests pass tiny values so nothing waits on the wall clock."""
+
+    base: float = BACKOFF_BASE
+    cap: float = BACKOFF_CAP
+    retry_after_cap: float = RETRY_AFTER_CAP
+    submit_attempts: int = SUBMIT_ATTEMPTS
+    uncertain_attempts: int = UNCERTAIN_ATTEMPTS
+    poll_attempts: int = POLL_ATTEMPTS
+    download_attempts: int = DOWNLOAD_ATTEMPTS
+    breaker_threshold: int = BREAKER_THRESHOLD
+    unknown_status_polls: int = UNKNOWN_STATUS_POLLS
+
+    def backoff(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
+        """Delay before retry number `attempt` (1-based)."""
+        if retry_after is not None:
+            return min(max(retry_after, 0.0), self.retry_after_cap)
+        ceiling = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
+        return rng.uniform(0.0, ceiling)
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date; None if absent/garbled."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        return max(float(text), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def estimate_remaining(elapsed: float, progress_gained: int, progress_now: int) -> float | None:
+    """Seconds until a task reaches 100%, from the progress it gained over `elapsed` seconds."""
+    if elapsed <= 0 or progress_gained <= 0 or not 0 <= progress_now < 100:
+        return None
+    return elapsed * (100 - progress_now) / progress_gained
+
+
+def next_poll_delay(
+    interval: float, remaining: float | None, rng: random.Random | None = None
+) -> float:
+    """How long to wait before polling a task again.
+
+    Without an estimate of the remaining time we poll at the configured interval. With one, we
+    aim the next poll at the predicted end, within [floor, ceiling]: sparse while the end is
+    far, dense when it is near. A wrong estimate costs one early poll, which brings a better one.
+    """
+    floor = interval * POLL_FLOOR_FACTOR
+    ceiling = interval * POLL_CEILING_FACTOR
+    delay = interval if remaining is None else min(max(remaining, floor), ceiling)
+    if rng is not None:
+        delay *= 1 + rng.uniform(-POLL_JITTER, POLL_JITTER)
+    return max(delay, floor)
+
+
+class CircuitBreaker:
+    """Stops new submissions after `threshold` consecutive failures of one kind.
+
+    429 is back-pressure, not failure, and is not counted: it is answered by waiting.
+    """
+
+    def __init__(self, threshold: int) -> None:
+        self.threshold = threshold
+        self._kind: str | None = None
+        self._count = 0
+        self.open_reason: str | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_reason is not None
+
+    def success(self) -> None:
+        self._kind, self._count = None, 0
+
+    def failure(self, kind: str, description: str) -> bool:
+        """Record one failure; True when this failure opened the breaker."""
+        if self.is_open:
+            return False
+        if kind == self._kind:
+            self._count += 1
+        else:
+            self._kind, self._count = kind, 1
+        if self._count >= self.threshold:
+            self.open_reason = (
+                f"{self._count} submissions in a row failed with {description}; "
+                "no new jobs are submitted in this run (tasks already running are still "
+                "polled and downloaded)"
+            )
+            return True
+        return False
+
+    def trip(self, reason: str) -> None:
+        """Open at once (401/403: every further submission would fail the same way)."""
+        if not self.is_open:
+            self.open_reason = reason
