@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -11,6 +12,25 @@ import pytest
 from octobatch.simulator import DEMO_KEY, Simulator, SimulatorThread
 
 TEST_LATENCY = 0.05  # seconds a simulated task takes: long enough to be seen queued/running
+
+# Real 2x2 images (written by ffmpeg), small enough to keep inline.
+TINY_IMAGES = {
+    "png": base64.b64decode(
+        "iVBORw0KGgoAAAANSUhEUgAAAAIAAAACCAIAAAD91JpzAAAACXBIWXMAAAABAAAAAQBPJcTWAAAAEElEQVR4nGP4"
+        "y8AARAwQCgAfrgP19hgqWQAAAABJRU5ErkJggg=="),
+    "jpeg": base64.b64decode(
+        "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgEBAQEBAUFBQUFBQYGBgYGBgYGBgYG"
+        "BgYHBwcICAgHBwcGBgcHCAgICAkJCQgICAgJCQoKCgwMCwsODg4RERT/xABMAAEBAAAAAAAAAAAAAAAAAAAABgEB"
+        "AQAAAAAAAAAAAAAAAAAABgcQAQAAAAAAAAAAAAAAAAAAAAARAQAAAAAAAAAAAAAAAAAAAAD/wAARCAACAAIDASIA"
+        "AhEAAxEA/9oADAMBAAIRAxEAPwCLAFF/f//Z"),
+    "webp": base64.b64decode("UklGRhwAAABXRUJQVlA4TA8AAAAvAUAAAAcQ9Y/+ByKi/wEA"),
+}
+
+
+@pytest.fixture
+def tiny_images() -> dict[str, bytes]:
+    """Real png, jpeg and webp images, keyed by format."""
+    return dict(TINY_IMAGES)
 
 
 @pytest.fixture

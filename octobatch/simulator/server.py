@@ -348,9 +348,9 @@ class Simulator:
         step = max(1, int(rate / 10)) if rate else _CHUNK
         for offset in range(0, end, step):
             piece = data[offset:min(offset + step, end)]
-            await response.write(piece)
-            if rate:
+            if rate:  # pause before each piece, so the last one arrives on time too
                 await asyncio.sleep(len(piece) / rate)
+            await response.write(piece)
         if fault == "truncate":
             if request.transport is not None:
                 request.transport.close()
