@@ -1,0 +1,134 @@
+"""What a run would do with each job, and why: a pure function of (jobs, lockfile, outputs).
+
+The engine acts on these steps; `plan` prints them. Only `observe_outputs` touches the disk,
+so the rules themselves are tested without files.
+"""
+
+from __future__ import annotations
+
+import enum
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from octobatch.jobs import JobSpec
+from octobatch.lockfile import LockEntry, LockState, Status
+
+
+class Action(str, enum.Enum):
+    SUBMIT = "submit"
+    POLL = "poll"
+    DOWNLOAD = "download"
+    SKIP = "skip"
+    REGENERATE = "regenerate"
+    RETRY = "retry"
+    FAILED = "failed"
+    UNCERTAIN = "uncertain"
+    ORPHAN = "orphan"
+
+
+# Actions that create (or may have created) a paid generation.
+COSTLY = frozenset({Action.SUBMIT, Action.REGENERATE, Action.RETRY, Action.UNCERTAIN})
+
+
+@dataclass(frozen=True)
+class Step:
+    job_id: str
+    action: Action
+    reason: str
+    job: JobSpec | None  # None for orphans
+    entry: LockEntry | None  # None for new jobs
+    changed: tuple[str, ...] = ()  # fields that differ from the lockfile (regenerate)
+
+
+@dataclass(frozen=True)
+class Plan:
+    steps: tuple[Step, ...]
+
+    def counts(self) -> dict[Action, int]:
+        counts = dict.fromkeys(Action, 0)
+        for step in self.steps:
+            counts[step.action] += 1
+        return counts
+
+    def seconds_by_model(self) -> dict[str, int]:
+        """Seconds of video the run would generate, per model (jobs without seconds count 0)."""
+        totals: dict[str, int] = {}
+        for step in self.steps:
+            if step.action in COSTLY and step.job is not None:
+                model = step.job.model
+                totals[model] = totals.get(model, 0) + (step.job.seconds or 0)
+        return totals
+
+    def costly(self) -> int:
+        """How many jobs would (or may already) cost a generation."""
+        return sum(1 for step in self.steps if step.action in COSTLY)
+
+
+def make_plan(
+    jobs: Sequence[JobSpec],
+    state: LockState,
+    outputs: Mapping[str, int | None],
+    *,
+    retry_failed: bool = False,
+) -> Plan:
+    """One step per job (manifest order), then one per lockfile entry no job claims."""
+    steps = [_step(job, state.jobs.get(job.id), outputs.get(job.id), retry_failed) for job in jobs]
+    wanted = {job.id for job in jobs}
+    steps.extend(
+        Step(job_id, Action.ORPHAN, "not in the manifest; kept until run --prune", None, entry)
+        for job_id, entry in state.jobs.items()
+        if job_id not in wanted
+    )
+    return Plan(tuple(steps))
+
+
+def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool) -> Step:
+    def step(action: Action, reason: str, changed: tuple[str, ...] = ()) -> Step:
+        return Step(job.id, action, reason, job, entry, changed)
+
+    if entry is None or entry.status is Status.PENDING:
+        return step(Action.SUBMIT, "new job")
+    if entry.spec_hash != job.spec_hash:
+        changed = changed_fields(job.canonical, entry.spec)
+        what = ", ".join(changed) if changed else "the spec"
+        return step(Action.REGENERATE, f"changed: {what}", changed)
+    status = entry.status
+    if status is Status.COMPLETED:
+        if on_disk is not None and on_disk == entry.bytes:
+            return step(Action.SKIP, "up to date")
+        if on_disk is None:
+            return step(Action.DOWNLOAD, "completed, but the file is missing")
+        return step(Action.DOWNLOAD, f"completed, but the file has {on_disk} bytes, "
+                    f"not {entry.bytes}")
+    if status in (Status.QUEUED, Status.RUNNING) and entry.task_id:
+        return step(Action.POLL, f"{status.value} at the provider (task {entry.task_id})")
+    if status is Status.FAILED:
+        error = (entry.error or {}).get("message") or "no reason given"
+        if retry_failed:
+            return step(Action.RETRY, f"failed before ({error}); retrying")
+        return step(Action.FAILED, f"failed: {error}; use --retry-failed to resubmit")
+    # submitting without a task id, uncertain, or queued/running with no task id to poll: the
+    # POST may have created a task we never heard about.
+    return step(Action.UNCERTAIN, "a submission may have created a task; possible duplicate")
+
+
+def changed_fields(new: Mapping[str, Any], old: Mapping[str, Any]) -> tuple[str, ...]:
+    """Names of the fields (model included) whose values differ, sorted."""
+    return tuple(sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k)))
+
+
+def observe_outputs(lock_dir: Path, state: LockState) -> dict[str, int | None]:
+    """Size on disk of each entry's output file (relative to the lockfile), None if missing."""
+    sizes: dict[str, int | None] = {}
+    for job_id, entry in state.jobs.items():
+        info = None
+        if entry.output:
+            try:
+                info = (lock_dir / entry.output).stat()
+            except OSError:  # missing or unreadable: either way it has to be fetched again
+                info = None
+        sizes[job_id] = info.st_size if info and stat.S_ISREG(info.st_mode) else None
+    return sizes
