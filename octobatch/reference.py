@@ -15,10 +15,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from octobatch.schemas import default_schema_dir
+
 Schema = Mapping[str, Any]
 
-_REPO_SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-_WHEEL_SCHEMAS = Path(__file__).resolve().parent / "schemas"
 
 
 _INTRO = """# Manifest reference
@@ -36,14 +36,9 @@ field names. Put this line first in a manifest for completion and checking in yo
 """
 
 
-def schema_dir() -> Path:
-    """The schemas/ directory: top level in a checkout, inside the package in a wheel."""
-    return _REPO_SCHEMAS if _REPO_SCHEMAS.is_dir() else _WHEEL_SCHEMAS
-
-
 def render_reference(schemas: Path | None = None) -> str:
     """The whole reference as Markdown."""
-    root = schemas or schema_dir()
+    root = schemas or default_schema_dir()
     manifest = _read(root / "manifest.schema.json")
     defs = manifest.get("$defs", {})
     models = defs["jobFields"]["properties"]["model"]["enum"]

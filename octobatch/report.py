@@ -225,7 +225,10 @@ def _duration(entry: LockEntry | None) -> str | None:
         end = datetime.fromisoformat(entry.completed_at.replace("Z", "+00:00"))
     except ValueError:
         return None
-    total = max(0, round((end - start).total_seconds()))
+    elapsed = (end - start).total_seconds()
+    if elapsed < 1:
+        return "under 1s"
+    total = round(elapsed)
     hours, rest = divmod(total, 3600)
     minutes, seconds = divmod(rest, 60)
     if hours:
