@@ -392,7 +392,8 @@ def _same_origin(url: str, base_url: str) -> bool:
 
 
 def _form_data(request: ApiRequest) -> aiohttp.FormData:
-    form = aiohttp.FormData()
+    # Forced: without a file part aiohttp would send a urlencoded form, which jimeng refuses.
+    form = aiohttp.FormData(default_to_multipart=True)
     for name, value in request.form.items():
         form.add_field(name, str(value))
     for part in request.files:

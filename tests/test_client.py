@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import struct
-import zlib
 from pathlib import Path
 from typing import Any
 
 import pytest
+from engine_helpers import png_bytes
 
 from octobatch.client import (
     Ambiguous,
@@ -32,16 +31,6 @@ from octobatch.simulator import DEMO_KEY, Faults, Simulator
 
 OMNI = ApiRequest(transport="json", json={"model": "omni-fast", "prompt": "waves",
                                           "seconds": "8", "aspect_ratio": "16:9"})
-
-
-def png_bytes() -> bytes:
-    """A valid 1x1 PNG."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(
-            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
-    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
-            + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00")) + chunk(b"IEND", b""))
 
 
 async def wait_done(client: VideoClient, task_id: str) -> VideoStatus:

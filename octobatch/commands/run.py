@@ -1,0 +1,195 @@
+"""`octobatch run`: load, plan and carry out each manifest; own the terminal and the signals."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import shlex
+import signal
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import IO
+
+from octobatch.client import DEFAULT_BASE_URL, VideoClient
+from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
+from octobatch.lockfile import StateStore
+from octobatch.manifest import Manifest, load_manifest
+from octobatch.plan import Action, make_plan, observe_outputs
+from octobatch.progress import make_listener
+from octobatch.report import write_gallery
+
+DEFAULT_CONCURRENCY = 8
+DEFAULT_POLL_INTERVAL = 5.0  # the provider suggests polling every 5-10 s
+SIMULATE_POLL_INTERVAL = 1.0
+# How long a demo task takes in the built-in simulator: long enough to watch it progress
+# (OCTOBATCH_SIMULATE_LATENCY overrides it, e.g. for quick checks).
+SIMULATE_LATENCY = 4.0
+
+
+def main(args: argparse.Namespace) -> int:
+    output_dir = Path(args.output_dir) if args.output_dir else None
+    # Every manifest is validated before any request is made: a typo must not cost a half-run.
+    manifests = [load_manifest(Path(p), allow_outside_files=args.allow_outside_files,
+                               output_dir=output_dir) for p in args.manifests]
+    if args.simulate and args.base_url:
+        raise UsageError("--simulate runs against the built-in simulator; drop --base-url")
+    api_key = os.environ.get("OCTOPUSX_API_KEY", "")
+    if not args.simulate and not api_key:
+        raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key "
+                         "(or try `octobatch run --simulate` without one)")
+    try:
+        return asyncio.run(_run_all(args, manifests, api_key))
+    except asyncio.CancelledError:  # a signal before any manifest's state was opened
+        raise Interrupted("interrupted before any job started; nothing to resume") from None
+
+
+async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key: str) -> int:
+    stores: list[StateStore] = []
+    main_task = asyncio.current_task()
+    signals_seen = 0
+
+    def on_signal() -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        if signals_seen > 1:
+            # Second signal: leave now. Every task id is already in the journal.
+            for store in stores:
+                store.sync_now()
+            sys.stderr.write("octobatch: interrupted again; exiting now (the journal holds "
+                             "every task id; rerun to resume)\n")
+            sys.stderr.flush()
+            os._exit(130)
+        if main_task is not None:
+            main_task.cancel()
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal)
+    out = sys.stdout
+    say = sys.stderr if args.json else sys.stdout  # keep stdout pure JSON lines with --json
+    code = EXIT_OK
+    try:
+        async with _endpoint(args, api_key) as (base_url, key):
+            for manifest in manifests:
+                settings = manifest.settings
+                options = EngineOptions(
+                    output_dir=manifest.output_dir,
+                    concurrency=args.concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
+                    poll_interval=args.poll_interval or settings.poll_interval or (
+                        SIMULATE_POLL_INTERVAL if args.simulate else DEFAULT_POLL_INTERVAL),
+                    timeout=args.timeout or settings.timeout,
+                    prune=args.prune,
+                )
+                emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
+                store = StateStore.open(manifest.path)
+                stores.append(store)
+                async with VideoClient(base_url, key, concurrency=options.concurrency) as client:
+                    engine = Engine(store, client, options, emit)
+                    try:
+                        result = await _run_one(manifest, store, engine, args, say)
+                    except asyncio.CancelledError:
+                        store.sync_now()
+                        result = engine.result([job.id for job in manifest.jobs])
+                        _finish(manifest, store)
+                        raise Interrupted(_interrupted_message(result, args)) from None
+                    _finish(manifest, store)
+                if result is not None:
+                    if not args.quiet:
+                        print(_summary(manifest, result), file=say)
+                    if not result.ok:
+                        code = EXIT_FAILED
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        for store in stores:
+            store.close()
+    return code
+
+
+async def _run_one(manifest: Manifest, store: StateStore, engine: Engine,
+                   args: argparse.Namespace, say: IO[str]) -> RunResult | None:
+    outputs = observe_outputs(store.lock_dir, store.state)
+    plan = make_plan(manifest.jobs, store.state, outputs, retry_failed=args.retry_failed)
+    idle = {Action.SKIP} | ({Action.ORPHAN} if not args.prune else set())
+    if all(step.action in idle for step in plan.steps):
+        if not args.quiet:
+            print(f"{manifest.path.name}: nothing to do ({len(manifest.jobs)} jobs completed)",
+                  file=say)
+        return None
+    return await engine.run(plan)
+
+
+def _finish(manifest: Manifest, store: StateStore) -> None:
+    """Make the state durable and compact, then refresh the gallery from it."""
+    store.sync_now()
+    store.compact()
+    write_gallery(manifest, store.state)
+
+
+@asynccontextmanager
+async def _endpoint(args: argparse.Namespace, api_key: str) -> AsyncIterator[tuple[str, str]]:
+    """(base URL, key): the real API, or the built-in simulator for the run's duration."""
+    if not args.simulate:
+        yield (args.base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL,
+               api_key)
+        return
+    from octobatch.simulator import DEMO_KEY, Simulator
+
+    latency = float(os.environ.get("OCTOBATCH_SIMULATE_LATENCY") or SIMULATE_LATENCY)
+    simulator = Simulator(latency=latency, jitter=latency / 2)
+    base_url = await simulator.start()
+    try:
+        yield base_url, DEMO_KEY
+    finally:
+        await simulator.stop()
+
+
+def _summary(manifest: Manifest, result: RunResult) -> str:
+    gallery = manifest.output_dir / "index.html"
+    line = (f"{manifest.path.name}: {result.completed} completed, {result.failed} failed, "
+            f"{result.unfinished} unfinished; files in {_shown(manifest.output_dir)} "
+            f"(gallery: {_shown(gallery)})")
+    if result.possible_duplicates:
+        line += ("\npossible duplicate submissions (the provider may have charged twice; check "
+                 "its dashboard): " + ", ".join(result.possible_duplicates))
+    if result.submissions_stopped:
+        line += f"\nsubmissions were stopped: {result.submissions_stopped}"
+    if result.unfinished:
+        line += "\nrerun the same command to resume the unfinished jobs"
+    return line
+
+
+def _interrupted_message(result: RunResult, args: argparse.Namespace) -> str:
+    n = result.running_at_provider
+    return (f"interrupted; state saved. {n} task{'s' if n != 1 else ''} still running at the "
+            f"provider. Resume with: {_resume_command(args)}")
+
+
+def _resume_command(args: argparse.Namespace) -> str:
+    words = ["octobatch", "run", *args.manifests]
+    flags: list[tuple[str, Callable[[argparse.Namespace], object]]] = [
+        ("--base-url", lambda a: a.base_url),
+        ("--output-dir", lambda a: a.output_dir),
+        ("--concurrency", lambda a: a.concurrency),
+        ("--poll-interval", lambda a: a.poll_interval),
+        ("--timeout", lambda a: a.timeout),
+    ]
+    for flag, get in flags:
+        if (value := get(args)) is not None:
+            words += [flag, str(value)]
+    for flag, on in (("--retry-failed", args.retry_failed), ("--simulate", args.simulate),
+                     ("--allow-outside-files", args.allow_outside_files)):
+        if on:
+            words.append(flag)
+    return shlex.join(words)
+
+
+def _shown(path: Path) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return str(path)

@@ -1,0 +1,488 @@
+"""The run engine: carry out a plan by submitting, polling and downloading under a bound.
+
+At most `concurrency` jobs are in flight at once (submitted and not yet downloaded); their
+submissions, polls and downloads overlap freely. Every state change goes through the state
+store, and the ones that matter for money are synced before the engine moves on:
+`submitting` + Idempotency-Key before the POST, the task id right after it. So a crash at any
+moment leaves either a task id to poll or an `uncertain` job to resubmit with the same key.
+
+The engine never prints: it reports through `emit` and returns a `RunResult`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import time
+import uuid
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+from octobatch import progress as ev
+from octobatch.client import (
+    Ambiguous,
+    ApiError,
+    AuthError,
+    BadRequest,
+    ConnectionFailed,
+    RateLimited,
+    ServerError,
+    TaskNotFound,
+    TaskState,
+    UrlExpired,
+    VideoClient,
+    VideoStatus,
+)
+from octobatch.lockfile import LockEntry, StateStore, Status
+from octobatch.models import build_request
+from octobatch.plan import Action, Plan, Step
+from octobatch.retry import CircuitBreaker, RetryPolicy, estimate_remaining, next_poll_delay
+
+Sleep = Callable[[float], Awaitable[None]]
+Clock = Callable[[], float]
+
+_FRESH_SUBMIT = (Action.SUBMIT, Action.REGENERATE, Action.RETRY)
+_IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    output_dir: Path
+    concurrency: int = 8
+    poll_interval: float = 5.0
+    timeout: float | None = None  # per-job deadline in seconds; None = wait as long as it takes
+    prune: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    completed: int
+    failed: int
+    unfinished: int
+    running_at_provider: int  # jobs with a task id whose result we do not have yet
+    possible_duplicates: tuple[str, ...]
+    submissions_stopped: str | None
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.unfinished == 0
+
+
+class _Done(Exception):
+    """Ends one job's work for this run; its outcome is already journaled and emitted."""
+
+
+class Engine:
+    """Runs one manifest's plan against one state store."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        client: VideoClient,
+        options: EngineOptions,
+        emit: ev.Emit = ev.discard,
+        *,
+        sleep: Sleep = asyncio.sleep,
+        clock: Clock = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.options = options
+        self.emit = emit
+        self._sleep = sleep
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._policy = options.retry
+        self.breaker = CircuitBreaker(self._policy.breaker_threshold)
+
+    # -- the run --
+
+    async def run(self, plan: Plan) -> RunResult:
+        steps = plan.steps
+        self.emit(ev.RunStarted(
+            manifest=self.store.manifest_path.name,
+            total=sum(1 for s in steps if s.action is not Action.ORPHAN),
+            actions=dict(Counter(s.action.value for s in steps)),
+        ))
+        self.options.output_dir.mkdir(parents=True, exist_ok=True)
+        active: list[Step] = []
+        for step in steps:
+            if step.action is Action.SKIP:
+                self.emit(ev.Skipped(job_id=step.job_id, reason=step.reason))
+            elif step.action is Action.FAILED:
+                error = (step.entry.error if step.entry else None) or {}
+                self.emit(ev.Failed(job_id=step.job_id,
+                                    task_id=step.entry.task_id if step.entry else None,
+                                    code=error.get("code", "failed"),
+                                    message=error.get("message", step.reason)))
+            elif step.action is Action.ORPHAN:
+                if self.options.prune:
+                    self.store.remove(step.job_id)
+                    self.emit(ev.Pruned(job_id=step.job_id))
+            else:
+                active.append(step)
+        await self._run_workers(active)
+        await self.store.sync()
+        self.store.maybe_compact()
+        result = self.result([s.job_id for s in steps if s.action is not Action.ORPHAN])
+        self.emit(ev.RunFinished(
+            manifest=self.store.manifest_path.name,
+            completed=result.completed,
+            failed=result.failed,
+            unfinished=result.unfinished,
+            running_at_provider=result.running_at_provider,
+            possible_duplicates=list(result.possible_duplicates),
+        ))
+        return result
+
+    async def _run_workers(self, steps: Sequence[Step]) -> None:
+        # A fixed pool of workers pulling from a queue bounds jobs in flight without creating
+        # one waiting coroutine per job (10,000-job manifests stay small in memory).
+        queue: asyncio.Queue[Step] = asyncio.Queue()
+        for step in steps:
+            queue.put_nowait(step)
+
+        async def worker() -> None:
+            while not queue.empty():
+                step = queue.get_nowait()
+                with contextlib.suppress(_Done):
+                    await self._process(step)
+                self.store.maybe_compact()
+
+        workers = [asyncio.create_task(worker())
+                   for _ in range(min(self.options.concurrency, len(steps)))]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for task in workers:
+                task.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+
+    def result(self, job_ids: Sequence[str]) -> RunResult:
+        """Tally the store's state for `job_ids` (also used after an interrupted run)."""
+        counts: Counter[Status] = Counter()
+        duplicates = []
+        for job_id in job_ids:
+            entry = self.store.state.jobs.get(job_id)
+            status = entry.status if entry else Status.PENDING
+            counts[status] += 1
+            if entry and entry.possible_duplicate:
+                duplicates.append(job_id)
+        running = sum(1 for job_id in job_ids
+                      if (e := self.store.state.jobs.get(job_id))
+                      and e.task_id and e.status in _IN_FLIGHT)
+        completed, failed = counts[Status.COMPLETED], counts[Status.FAILED]
+        return RunResult(
+            completed=completed,
+            failed=failed,
+            unfinished=len(job_ids) - completed - failed,
+            running_at_provider=running,
+            possible_duplicates=tuple(sorted(duplicates)),
+            submissions_stopped=self.breaker.open_reason,
+        )
+
+    # -- one job --
+
+    async def _process(self, step: Step) -> None:
+        deadline = None if self.options.timeout is None else self._clock() + self.options.timeout
+        entry = step.entry
+        task_id: str | None = None
+        if step.action in (Action.POLL, Action.DOWNLOAD) and entry and entry.task_id:
+            task_id = entry.task_id
+            if entry.status is Status.COMPLETED:
+                # The file is missing or damaged, so the job is not complete until it is back.
+                self.store.update(step.job_id, status=Status.RUNNING)
+        elif step.action is Action.RETRY and entry and entry.task_id and _timed_out(entry):
+            # A task that outlived an earlier --timeout may have finished since: look before
+            # paying for a new one.
+            task_id = await self._reclaim(step.job_id, entry.task_id)
+        if task_id is None:
+            task_id = await self._submit(step)
+            video = await self._await_result(step.job_id, task_id, deadline, fresh=True)
+        else:
+            video = await self._await_result(step.job_id, task_id, deadline, fresh=False)
+        await self._download(step.job_id, video)
+
+    async def _reclaim(self, job_id: str, task_id: str) -> str | None:
+        """The old task's id if it is still worth waiting for, else None (submit anew)."""
+        try:
+            video = await self.client.poll(task_id)
+        except ApiError:
+            return None
+        if video.state is TaskState.FAILED:
+            return None
+        self.store.update(job_id, status=Status.RUNNING, error=None)
+        return task_id
+
+    # -- submission --
+
+    async def _submit(self, step: Step) -> str:
+        job_id, job = step.job_id, step.job
+        if job is None:
+            raise _Done  # the plan only submits jobs that are in the manifest
+        entry = step.entry
+        if step.action is Action.UNCERTAIN and entry is not None and entry.idempotency_key:
+            key, sent = entry.idempotency_key, entry.attempts
+            if sent >= self._policy.uncertain_attempts:
+                self._fail(job_id, None, "uncertain", _uncertain_message(sent))
+        else:
+            if step.action not in _FRESH_SUBMIT and step.action is not Action.UNCERTAIN:
+                raise _Done
+            key, sent = uuid.uuid4().hex, 0
+            self.store.put(job_id, LockEntry(
+                spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical),
+                status=Status.PENDING, idempotency_key=key,
+            ))
+        try:
+            request = build_request(job)
+        except (OSError, ValueError) as exc:
+            self._fail(job_id, None, "bad_input", f"cannot build the request: {exc}")
+        certain_retries = 0  # 429 / refused: nothing was created, so no uncertainty either
+        while True:
+            self._check_breaker(job_id)
+            self.store.update(job_id, status=Status.SUBMITTING)
+            await self.store.sync()
+            try:
+                video = await self.client.submit(request, key)
+            except (RateLimited, ConnectionFailed) as exc:
+                certain_retries += 1
+                kind = "connection" if isinstance(exc, ConnectionFailed) else None
+                if kind and self.breaker.failure(kind, "connection failures"):
+                    self.emit(ev.SubmissionsStopped(reason=self.breaker.open_reason or ""))
+                if certain_retries >= self._policy.submit_attempts:
+                    self._give_up_submit(job_id, sent, f"gave up submitting: {exc}")
+                await self._wait(job_id, "submit", certain_retries, exc)
+                continue
+            except AuthError as exc:
+                self._stop_submissions(str(exc))
+                self._give_up_submit(job_id, sent, "not submitted: " + str(exc))
+            except (Ambiguous, ServerError) as exc:
+                sent += 1
+                self.store.update(job_id, status=Status.UNCERTAIN, attempts=sent,
+                                  possible_duplicate=True)
+                await self.store.sync()
+                self.emit(ev.Uncertain(job_id=job_id, attempt=sent, reason=str(exc)))
+                if self.breaker.failure(_failure_kind(exc), _failure_kind(exc).replace("_", " ")):
+                    self.emit(ev.SubmissionsStopped(reason=self.breaker.open_reason or ""))
+                if sent >= self._policy.uncertain_attempts:
+                    self._fail(job_id, None, "uncertain", _uncertain_message(sent))
+                await self._sleep(self._policy.backoff(sent, self._rng, _retry_after(exc)))
+                continue
+            except BadRequest as exc:
+                # A 400 on submission is an answer: the provider created nothing.
+                self.breaker.success()
+                self._fail(job_id, None, exc.code or "bad_request", exc.message)
+            break
+        self.breaker.success()
+        sent += 1
+        self.store.update(
+            job_id,
+            task_id=video.task_id,
+            status=Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED,
+            attempts=sent,
+            submitted_at=_now_iso(),
+            error=None,
+        )
+        await self.store.sync()  # the task id is on disk before anything else happens
+        possible_duplicate = self.store.state.jobs[job_id].possible_duplicate
+        self.emit(ev.Submitted(job_id=job_id, task_id=video.task_id, attempt=sent,
+                               possible_duplicate=possible_duplicate))
+        return video.task_id
+
+    def _check_breaker(self, job_id: str) -> None:
+        if self.breaker.is_open:
+            entry = self.store.state.jobs[job_id]
+            self._give_up_submit(job_id, entry.attempts, "not submitted: submissions are stopped")
+
+    def _give_up_submit(self, job_id: str, sent: int, reason: str) -> None:
+        # Nothing was created by the attempts since the last ambiguous one, so the job is as
+        # it was before: pending, or uncertain if an earlier POST may have created a task.
+        self.store.update(job_id, status=Status.UNCERTAIN if sent else Status.PENDING)
+        self.emit(ev.Unfinished(job_id=job_id, task_id=None, reason=reason))
+        raise _Done
+
+    def _stop_submissions(self, reason: str) -> None:
+        if not self.breaker.is_open:
+            self.breaker.trip(reason)
+            self.emit(ev.SubmissionsStopped(reason=reason))
+
+    # -- polling --
+
+    async def _await_result(
+        self, job_id: str, task_id: str, deadline: float | None, *, fresh: bool
+    ) -> VideoStatus:
+        """Poll until the task completes; anything else ends the job for this run."""
+        interval = self.options.poll_interval
+        started = self._clock()
+        reference: tuple[float, int] | None = (started, 0) if fresh else None
+        delay = interval if fresh else 0.0  # a resumed task may have finished long ago
+        unknown_polls = 0
+        last: tuple[TaskState, int | None] | None = None
+        while True:
+            if deadline is not None:
+                delay = min(delay, max(deadline - self._clock(), 0.0))
+            if delay > 0:
+                await self._sleep(delay)
+            video = await self._call(job_id, "poll", lambda: self.client.poll(task_id),
+                                     task_id=task_id)
+            now = self._clock()
+            if video.state is TaskState.COMPLETED:
+                self.emit(ev.Completed(job_id=job_id, task_id=task_id))
+                return video
+            if video.state is TaskState.FAILED:
+                error = video.error or {}
+                self._fail(job_id, task_id, error.get("code", "failed"),
+                           error.get("message", "the provider reported failure"))
+            if video.state is TaskState.UNKNOWN:
+                unknown_polls += 1
+                if unknown_polls == 1:
+                    self.emit(ev.UnknownStatus(job_id=job_id, task_id=task_id,
+                                               status=video.status_word))
+                if unknown_polls >= self._policy.unknown_status_polls:
+                    self._unfinished(job_id, task_id, f"the provider kept reporting status "
+                                     f"{video.status_word!r}; rerun later to check again")
+            else:
+                unknown_polls = 0
+                status = Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED
+                if self.store.state.jobs[job_id].status is not status:
+                    self.store.update(job_id, status=status)
+                if last != (video.state, video.progress):
+                    self.emit(ev.Progressed(job_id=job_id, task_id=task_id,
+                                            status=video.state.value, progress=video.progress))
+                last = (video.state, video.progress)
+            if deadline is not None and now >= deadline:
+                self._fail(job_id, task_id, "timeout",
+                           f"not finished after {self.options.timeout:g} s (--timeout); the "
+                           "task id is kept: `--retry-failed` checks it before resubmitting")
+            remaining = None
+            if video.progress:
+                if reference is None or video.progress < reference[1]:
+                    reference = (now, video.progress)
+                remaining = estimate_remaining(now - reference[0], video.progress - reference[1],
+                                               video.progress)
+            delay = next_poll_delay(interval, remaining, self._rng)
+
+    # -- download --
+
+    async def _download(self, job_id: str, video: VideoStatus) -> None:
+        task_id = video.task_id
+        url = video.video_url or self.client.content_url(task_id)
+        final = self.options.output_dir / f"{job_id}.mp4"
+        partial = self.options.output_dir / f".{job_id}.mp4.part"
+        attempt = 0
+        try:
+            while True:
+                attempt += 1
+                try:
+                    got = await self.client.download(url, partial)
+                    break
+                except UrlExpired:
+                    if attempt >= self._policy.download_attempts:
+                        self._unfinished(job_id, task_id, "the result URL kept failing; rerun "
+                                         "to download it again")
+                    # Signed links expire: a poll hands out a fresh one. Never resubmit.
+                    fresh = await self._call(job_id, "poll", lambda: self.client.poll(task_id),
+                                             task_id=task_id)
+                    url = fresh.video_url or self.client.content_url(task_id)
+                except AuthError as exc:
+                    self._unfinished(job_id, task_id, f"download refused: {exc}")
+                except ApiError as exc:  # truncated, 5xx, 429, connection trouble
+                    if attempt >= self._policy.download_attempts:
+                        self._unfinished(job_id, task_id, f"download failed: {exc}; rerun to "
+                                         "download it again (the task is not resubmitted)")
+                    await self._wait(job_id, "download", attempt, exc)
+            os.replace(partial, final)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                partial.unlink()
+        self.store.update(
+            job_id,
+            status=Status.COMPLETED,
+            video_url=url,
+            output=os.path.relpath(final, self.store.lock_dir),
+            sha256=got.sha256,
+            bytes=got.bytes,
+            completed_at=_now_iso(),
+            error=None,
+        )
+        await self.store.sync()
+        self.emit(ev.Downloaded(job_id=job_id, task_id=task_id,
+                                path=os.path.relpath(final, self.store.lock_dir),
+                                bytes=got.bytes, sha256=got.sha256))
+
+    # -- shared helpers --
+
+    async def _call(
+        self,
+        job_id: str,
+        operation: str,
+        request: Callable[[], Awaitable[VideoStatus]],
+        *,
+        task_id: str | None = None,
+    ) -> VideoStatus:
+        """A poll with the transient-error policy; permanent errors end the job."""
+        attempt = 0
+        while True:
+            try:
+                return await request()
+            except TaskNotFound as exc:
+                self._fail(job_id, task_id, "task_not_found", exc.message)
+            except AuthError as exc:
+                self._stop_submissions(str(exc))
+                self._unfinished(job_id, task_id, f"cannot poll: {exc}")
+            except BadRequest as exc:
+                self._fail(job_id, task_id, exc.code or "bad_request", exc.message)
+            except ApiError as exc:
+                attempt += 1
+                if attempt >= self._policy.poll_attempts and not isinstance(exc, RateLimited):
+                    self._unfinished(job_id, task_id, f"{operation} kept failing: {exc}")
+                await self._wait(job_id, operation, attempt, exc)
+
+    async def _wait(self, job_id: str, operation: str, attempt: int, exc: ApiError) -> None:
+        retry_after = _retry_after(exc)
+        delay = self._policy.backoff(attempt, self._rng, retry_after)
+        if isinstance(exc, RateLimited):
+            self.emit(ev.Throttled(job_id=job_id, operation=operation, delay=round(delay, 3),
+                                   retry_after=retry_after is not None))
+        else:
+            self.emit(ev.Retried(job_id=job_id, operation=operation, attempt=attempt,
+                                 delay=round(delay, 3), reason=str(exc)))
+        await self._sleep(delay)
+
+    def _fail(self, job_id: str, task_id: str | None, code: str, message: str) -> None:
+        self.store.update(job_id, status=Status.FAILED, error={"code": code, "message": message})
+        self.emit(ev.Failed(job_id=job_id, task_id=task_id, code=code, message=message))
+        raise _Done
+
+    def _unfinished(self, job_id: str, task_id: str | None, reason: str) -> None:
+        self.emit(ev.Unfinished(job_id=job_id, task_id=task_id, reason=reason))
+        raise _Done
+
+
+def _timed_out(entry: LockEntry) -> bool:
+    return entry.status is Status.FAILED and (entry.error or {}).get("code") == "timeout"
+
+
+def _retry_after(exc: ApiError) -> float | None:
+    return exc.retry_after if isinstance(exc, (RateLimited, ServerError)) else None
+
+
+def _failure_kind(exc: ApiError) -> str:
+    return "server_errors" if isinstance(exc, ServerError) else "dropped_connections"
+
+
+def _uncertain_message(sent: int) -> str:
+    return (f"{sent} submissions got no clear answer, so the provider may hold one or more "
+            "tasks for this job that octobatch never heard about; check the provider's "
+            "dashboard before `--retry-failed` (which submits it again)")
+
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -1,0 +1,308 @@
+"""Run events and the listeners that show them.
+
+The engine never prints: it calls `emit(event)` with one of the dataclasses below. The command
+layer picks a listener: a tqdm bar on a terminal, plain periodic lines otherwise, one JSON
+object per line with `--json`, nothing with `--quiet`. Events carry job ids, task ids and
+numbers, never the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import IO, Any, ClassVar
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Event:
+    name: ClassVar[str] = "event"
+    notable: ClassVar[bool] = False  # shown as its own line by the human-readable listeners
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.name, **asdict(self)}
+
+    def describe(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    name: ClassVar[str] = "run_started"
+    manifest: str
+    total: int
+    actions: dict[str, int] = field(default_factory=dict)  # plan action -> number of jobs
+
+
+@dataclass(frozen=True)
+class Skipped(Event):
+    name: ClassVar[str] = "skipped"
+    job_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Submitted(Event):
+    name: ClassVar[str] = "submitted"
+    job_id: str
+    task_id: str
+    attempt: int
+    possible_duplicate: bool
+
+
+@dataclass(frozen=True)
+class Progressed(Event):
+    name: ClassVar[str] = "progress"
+    job_id: str
+    task_id: str
+    status: str  # normalised: queued, running
+    progress: int | None
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    """The provider finished the task; the download comes next."""
+
+    name: ClassVar[str] = "completed"
+    job_id: str
+    task_id: str
+
+
+@dataclass(frozen=True)
+class Downloaded(Event):
+    name: ClassVar[str] = "downloaded"
+    job_id: str
+    task_id: str
+    path: str  # relative to the lockfile's directory
+    bytes: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    name: ClassVar[str] = "failed"
+    notable: ClassVar[bool] = True
+    job_id: str
+    task_id: str | None
+    code: str
+    message: str
+
+    def describe(self) -> str:
+        return f"job '{self.job_id}' failed ({self.code}): {self.message}"
+
+
+@dataclass(frozen=True)
+class Retried(Event):
+    """A transient failure of one operation (submit, poll, download); retrying after `delay`."""
+
+    name: ClassVar[str] = "retried"
+    job_id: str
+    operation: str
+    attempt: int
+    delay: float
+    reason: str
+
+
+@dataclass(frozen=True)
+class Throttled(Event):
+    """429: waiting `delay` seconds (the server's Retry-After when it sent one)."""
+
+    name: ClassVar[str] = "throttled"
+    job_id: str
+    operation: str
+    delay: float
+    retry_after: bool
+
+
+@dataclass(frozen=True)
+class Uncertain(Event):
+    """A submission may have created a task we never heard about: a possible duplicate."""
+
+    name: ClassVar[str] = "uncertain"
+    notable: ClassVar[bool] = True
+    job_id: str
+    attempt: int
+    reason: str
+
+    def describe(self) -> str:
+        return (f"job '{self.job_id}': submission {self.attempt} may have created a task "
+                f"({self.reason}); retrying with the same Idempotency-Key, possible duplicate")
+
+
+@dataclass(frozen=True)
+class UnknownStatus(Event):
+    name: ClassVar[str] = "unknown_status"
+    notable: ClassVar[bool] = True
+    job_id: str
+    task_id: str
+    status: str
+
+    def describe(self) -> str:
+        return f"job '{self.job_id}': task {self.task_id} reports an unknown status {self.status!r}"
+
+
+@dataclass(frozen=True)
+class Unfinished(Event):
+    """The job stops for this run without a result; a rerun picks it up."""
+
+    name: ClassVar[str] = "unfinished"
+    notable: ClassVar[bool] = True
+    job_id: str
+    task_id: str | None
+    reason: str
+
+    def describe(self) -> str:
+        return f"job '{self.job_id}' unfinished: {self.reason}"
+
+
+@dataclass(frozen=True)
+class SubmissionsStopped(Event):
+    name: ClassVar[str] = "submissions_stopped"
+    notable: ClassVar[bool] = True
+    reason: str
+
+    def describe(self) -> str:
+        return f"submissions stopped: {self.reason}"
+
+
+@dataclass(frozen=True)
+class Pruned(Event):
+    name: ClassVar[str] = "pruned"
+    job_id: str
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    name: ClassVar[str] = "run_finished"
+    manifest: str
+    completed: int
+    failed: int
+    unfinished: int
+    running_at_provider: int
+    possible_duplicates: list[str] = field(default_factory=list)
+
+
+Emit = Callable[[Event], None]
+
+
+def discard(event: Event) -> None:
+    """The `--quiet` listener."""
+
+
+# --- listeners -------------------------------------------------------------------------------
+
+
+class JsonLines:
+    """`--json`: one JSON object per event on a line, flushed, for scripts and CI."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+
+    def __call__(self, event: Event) -> None:
+        self._stream.write(json.dumps(event.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+        self._stream.flush()
+
+
+class Tally:
+    """Counts jobs by state from the event stream, for the human-readable listeners."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.state: dict[str, str] = {}
+
+    def feed(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.total += event.total
+        elif isinstance(event, (Skipped, Downloaded)):
+            self.state[event.job_id] = "done"
+        elif isinstance(event, Submitted):
+            self.state[event.job_id] = "queued"
+        elif isinstance(event, Progressed):
+            self.state[event.job_id] = event.status
+        elif isinstance(event, Completed):
+            self.state[event.job_id] = "downloading"
+        elif isinstance(event, Failed):
+            self.state[event.job_id] = "failed"
+        elif isinstance(event, Unfinished):
+            self.state[event.job_id] = "unfinished"
+
+    def count(self, state: str) -> int:
+        return sum(1 for s in self.state.values() if s == state)
+
+    @property
+    def finished(self) -> int:
+        return sum(1 for s in self.state.values() if s in ("done", "failed", "unfinished"))
+
+    def summary(self) -> str:
+        parts = [f"{self.count(s)} {s}" for s in
+                 ("queued", "running", "downloading", "failed", "unfinished") if self.count(s)]
+        return ", ".join(parts)
+
+
+class PlainLines:
+    """Not a terminal: a status line at most every `interval` seconds, notable events at once."""
+
+    def __init__(self, stream: IO[str], interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._stream = stream
+        self._interval = interval
+        self._clock = clock
+        self._last = -float("inf")
+        self.tally = Tally()
+
+    def __call__(self, event: Event) -> None:
+        self.tally.feed(event)
+        if event.notable:
+            self._write(event.describe())
+        now = self._clock()
+        if isinstance(event, RunFinished) or now - self._last >= self._interval:
+            self._last = now
+            t = self.tally
+            extra = t.summary()
+            self._write(f"{t.count('done')}/{t.total} done" + (f"; {extra}" if extra else ""))
+
+    def _write(self, line: str) -> None:
+        self._stream.write(line + "\n")
+        self._stream.flush()
+
+
+class ProgressBar:
+    """A terminal: a tqdm bar of jobs done/total with counts by state; ETA from tqdm."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        from tqdm import tqdm  # only the terminal listener needs it
+
+        self._bar = tqdm(total=0, unit="job", file=stream, dynamic_ncols=True,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] "
+                                    "{postfix}")
+        self._write = tqdm.write
+        self._stream = stream
+        self.tally = Tally()
+
+    def __call__(self, event: Event) -> None:
+        before = self.tally.finished
+        self.tally.feed(event)
+        if isinstance(event, RunStarted):
+            self._bar.total = self.tally.total
+            self._bar.refresh()
+        if event.notable:
+            self._write(event.describe(), file=self._stream)
+        gained = self.tally.finished - before
+        if gained:
+            self._bar.update(gained)
+        self._bar.set_postfix_str(self.tally.summary(), refresh=gained == 0)
+        if isinstance(event, RunFinished):
+            self._bar.close()
+
+
+def make_listener(stream: IO[str], *, json_lines: bool, quiet: bool) -> Emit:
+    if quiet:
+        return discard
+    if json_lines:
+        return JsonLines(stream)
+    if stream.isatty():
+        return ProgressBar(stream)
+    return PlainLines(stream)

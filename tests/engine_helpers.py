@@ -1,0 +1,80 @@
+"""Shared helpers for the engine, fault and run-command tests: manifests on disk, one run."""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from octobatch.client import VideoClient
+from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.lockfile import LockState, StateStore, load_state
+from octobatch.manifest import load_manifest
+from octobatch.plan import make_plan, observe_outputs
+from octobatch.progress import Event
+from octobatch.retry import RetryPolicy
+from octobatch.simulator import DEMO_KEY, Simulator
+
+# Tiny delays so fault tests never wait on the wall clock; bounds as in production.
+FAST = RetryPolicy(base=0.001, cap=0.01, retry_after_cap=0.05)
+POLL = 0.01
+OMNI_DEFAULTS = {"model": "omni-fast", "seconds": 8, "aspect_ratio": "16:9"}
+
+
+def png_bytes() -> bytes:
+    """A valid 1x1 PNG."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(
+            ">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+            + chunk(b"IDAT", zlib.compress(b"\x00\x00\x00\x00")) + chunk(b"IEND", b""))
+
+
+def write_manifest(directory: Path, jobs: list[dict[str, Any]], *,
+                   defaults: dict[str, Any] | None = None, name: str = "batch.yaml") -> Path:
+    path = directory / name
+    doc = {"version": 1, "defaults": OMNI_DEFAULTS if defaults is None else defaults,
+           "output_dir": "out", "jobs": jobs}
+    path.write_text(yaml.safe_dump(doc, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def prompts_jobs(n: int, prefix: str = "clip") -> list[dict[str, Any]]:
+    return [{"id": f"{prefix}-{i}", "prompt": f"{prefix} number {i}"} for i in range(n)]
+
+
+@dataclass
+class Outcome:
+    result: RunResult
+    events: list[Event] = field(default_factory=list)
+    state: LockState | None = None
+
+    def named(self, name: str) -> list[Event]:
+        return [e for e in self.events if e.name == name]
+
+
+async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool = False,
+                     prune: bool = False, timeout: float | None = None, concurrency: int = 4,
+                     policy: RetryPolicy = FAST, api_key: str = DEMO_KEY) -> Outcome:
+    manifest = load_manifest(manifest_path)
+    store = StateStore.open(manifest.path)
+    events: list[Event] = []
+    try:
+        plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state),
+                         retry_failed=retry_failed)
+        options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
+                                poll_interval=POLL, timeout=timeout, prune=prune, retry=policy)
+        async with VideoClient(sim.base_url, api_key, concurrency=concurrency) as client:
+            result = await Engine(store, client, options, events.append).run(plan)
+    finally:
+        store.close()
+    return Outcome(result, events, load_state(manifest.path))
+
+
+def submits(sim: Simulator) -> list[Any]:
+    return [r for r in sim.requests if r.kind == "submit"]

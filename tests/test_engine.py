@@ -1,0 +1,162 @@
+"""The run engine end to end against the simulator: every model, resume rules, deadlines."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, write_manifest
+
+from octobatch.client import VideoClient
+from octobatch.engine import Engine, EngineOptions
+from octobatch.lockfile import StateStore, Status, load_state
+from octobatch.manifest import load_manifest
+from octobatch.plan import make_plan, observe_outputs
+from octobatch.progress import Event, Submitted
+from octobatch.simulator import DEMO_KEY, Simulator
+
+
+def assert_files_match(sim: Simulator, manifest_path: Path) -> None:
+    state = load_state(manifest_path)
+    for job_id, entry in state.jobs.items():
+        assert entry.status is Status.COMPLETED, (job_id, entry)
+        assert entry.task_id is not None and entry.output is not None
+        data = (manifest_path.parent / entry.output).read_bytes()
+        assert data == sim.expected_video(entry.task_id), job_id
+        assert entry.sha256 == hashlib.sha256(data).hexdigest() and entry.bytes == len(data)
+
+
+async def test_every_model_and_mode(make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator()
+    (tmp_path / "ref.png").write_bytes(png_bytes())
+    omni = {"model": "omni-fast", "seconds": 8, "aspect_ratio": "16:9"}
+    jobs = [
+        {**omni, "id": "t2v", "prompt": "ocean waves"},
+        {**omni, "id": "first", "prompt": "first frame", "first_image_url": "ref.png"},
+        {**omni, "id": "first-last", "prompt": "first and last", "first_image_url": "ref.png",
+         "last_image_url": "https://example.com/last.jpg"},
+        {**omni, "id": "refs", "prompt": "references",
+         "images": ["ref.png", "https://example.com/b.png"]},
+        {"id": "v2v", "model": "omni-fast-v2v", "prompt": "edit this clip",
+         "video": "https://example.com/clip.mp4"},
+        {"id": "jimeng3", "model": "jimeng-video-3.0", "prompt": "猫咪在草地上追逐蝴蝶",
+         "size": "1280x720", "input_reference": "ref.png", "seconds": 5},
+        {"id": "jimeng2", "model": "jimeng-video-2.0", "prompt": "a walk in snow", "seconds": 10},
+    ]
+    path = write_manifest(tmp_path, jobs, defaults={})
+    outcome = await run_engine(sim, path)
+    assert outcome.result.ok and outcome.result.completed == len(jobs), outcome.named("failed")
+    assert_files_match(sim, path)
+    assert set(sim.tasks_created_per_prompt().values()) == {1}
+    models = {r.model for r in submits(sim)}
+    assert models == {"omni-fast", "omni-fast-v2v", "jimeng-video-3.0", "jimeng-video-2.0"}
+    jimeng = next(t for t in sim.tasks.values() if t.model == "jimeng-video-3.0")
+    assert jimeng.params["input_reference"].startswith("png")
+
+
+async def test_rerun_after_completion_makes_no_request(simulator: Simulator,
+                                                       tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(5))
+    first = await run_engine(simulator, path)
+    assert first.result.completed == 5
+    before = len(simulator.requests)
+    second = await run_engine(simulator, path)
+    assert len(simulator.requests) == before
+    assert second.result.ok and len(second.named("skipped")) == 5
+
+
+async def test_deleted_video_is_downloaded_again_without_a_new_task(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(3))
+    await run_engine(simulator, path)
+    (tmp_path / "out" / "clip-1.mp4").unlink()
+    (tmp_path / "out" / "clip-2.mp4").write_bytes(b"corrupt")
+    before = len(submits(simulator))
+    again = await run_engine(simulator, path)
+    assert again.result.ok and len(submits(simulator)) == before
+    assert {e.job_id for e in again.named("downloaded")} == {"clip-1", "clip-2"}  # type: ignore[attr-defined]
+    assert_files_match(simulator, path)
+
+
+async def test_interrupted_run_resumes_by_polling_not_resubmitting(
+    make_simulator: Any, tmp_path: Path
+) -> None:
+    sim = await make_simulator(latency=0.3)
+    path = write_manifest(tmp_path, prompts_jobs(4))
+    manifest = load_manifest(path)
+    store = StateStore.open(manifest.path)
+    submitted = asyncio.Event()
+
+    def emit(event: Event) -> None:
+        if isinstance(event, Submitted) and event.job_id == "clip-3":
+            submitted.set()
+
+    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    async with VideoClient(sim.base_url, DEMO_KEY) as client:
+        engine = Engine(store, client, EngineOptions(output_dir=manifest.output_dir,
+                                                     poll_interval=POLL), emit)
+        run = asyncio.create_task(engine.run(plan))
+        await asyncio.wait_for(submitted.wait(), 5)
+        run.cancel()  # what Ctrl-C does
+        await asyncio.gather(run, return_exceptions=True)
+    store.close()
+    state = load_state(path)
+    assert all(e.task_id and e.status in (Status.QUEUED, Status.RUNNING)
+               for e in state.jobs.values())
+    outcome = await run_engine(sim, path)
+    assert outcome.result.ok
+    assert len(submits(sim)) == 4 and set(sim.tasks_created_per_prompt().values()) == {1}
+    assert_files_match(sim, path)
+
+
+async def test_failed_jobs_are_resubmitted_only_with_retry_failed(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write_manifest(tmp_path, [{"id": "bad", "prompt": "doomed [fail]"},
+                                     {"id": "good", "prompt": "fine"}])
+    first = await run_engine(simulator, path)
+    assert first.result.failed == 1 and first.result.completed == 1 and not first.result.ok
+    assert first.state is not None
+    error = first.state.jobs["bad"].error
+    assert error is not None and error["code"] == "generation_failed"
+    before = len(simulator.requests)
+    plain = await run_engine(simulator, path)
+    assert len(simulator.requests) == before and plain.result.failed == 1
+    await run_engine(simulator, path, retry_failed=True)
+    assert simulator.tasks_created_per_prompt() == {"doomed [fail]": 2, "fine": 1}
+
+
+async def test_timeout_keeps_the_task_and_retry_checks_it_before_paying_again(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write_manifest(tmp_path, [{"id": "slow", "prompt": "forever [stuck]"}])
+    first = await run_engine(simulator, path, timeout=0.1)
+    assert first.state is not None
+    entry = first.state.jobs["slow"]
+    assert entry.status is Status.FAILED and entry.error is not None
+    assert entry.error["code"] == "timeout" and entry.task_id
+    again = await run_engine(simulator, path, timeout=0.1, retry_failed=True)
+    assert again.state is not None and again.state.jobs["slow"].task_id == entry.task_id
+    assert simulator.tasks_created_per_prompt() == {"forever [stuck]": 1}
+
+
+async def test_orphans_are_kept_until_prune(simulator: Simulator, tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    await run_engine(simulator, path)
+    write_manifest(tmp_path, prompts_jobs(1))
+    kept = await run_engine(simulator, path)
+    assert kept.state is not None and "clip-1" in kept.state.jobs
+    pruned = await run_engine(simulator, path, prune=True)
+    assert pruned.state is not None and set(pruned.state.jobs) == {"clip-0"}
+    assert pruned.named("pruned")
+
+
+async def test_concurrency_bounds_jobs_in_flight(make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator(latency=0.1)
+    path = write_manifest(tmp_path, prompts_jobs(12))
+    outcome = await run_engine(sim, path, concurrency=3)
+    assert outcome.result.completed == 12
+    assert sim.peak_in_flight <= 3
