@@ -85,6 +85,10 @@ class _Content:
     def looks_like(self) -> str:
         if not self.head:
             return "it is empty"
+        if self.media_type == "video/mp4":
+            return "it is an MP4 video"
+        if self.media_type in _IMAGE_TYPES:
+            return f"it is a {_IMAGE_TYPES[self.media_type]} image"
         for magic, name in _OTHER_FORMATS:
             if self.head.startswith(magic):
                 return f"it looks like {name}"

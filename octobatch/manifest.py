@@ -129,6 +129,7 @@ class _Loader:
         self.default_checks: dict[tuple[str, str], bool] = {}
         self.default_accepted: set[str] = set()
         self.default_rejections: dict[str, Problem] = {}
+        self.ids: dict[str, DocPath] = {}  # job id -> the entry that first produced it
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -165,7 +166,6 @@ class _Loader:
                 if index not in bad_jobs and isinstance(raw, dict):
                     specs.extend(self.expand(index, raw))
         self.check_defaults()
-        self.check_unique(specs)
         if self.diagnostics:
             ordered = sorted(self.diagnostics.values(), key=lambda d: (d.line, d.column))
             raise ManifestError(ordered)
@@ -317,6 +317,8 @@ class _Loader:
                     self.report((*where, "id"), f"invalid id {show(job_id)}", job=label,
                                 field="id", hint=ID_RULE)
                     ok = False
+                elif not self.claim_id(job_id, where, derived=False):
+                    ok = False
         if isinstance(fields.get("prompt"), str):
             prompt = self.render(fields["prompt"], origins["prompt"], "prompt", label, variables,
                                  used)
@@ -367,9 +369,13 @@ class _Loader:
 
         canonical = _canonical(model.name, fields, files)
         spec_hash = canonical_hash(canonical)
+        if not isinstance(job_id, str):
+            job_id = f"{model.name}-{spec_hash[:10]}"
+            if not self.claim_id(job_id, where, derived=True):
+                return None
         mark = self.smap.value(where)
         return JobSpec(
-            id=job_id if isinstance(job_id, str) else f"{model.name}-{spec_hash[:10]}",
+            id=job_id,
             model=model.name,
             fields=fields,
             files=files,
@@ -506,7 +512,7 @@ class _Loader:
                     form = ref_form(item)
                     if declared.local_only and form != "local":
                         raise FileProblem(
-                            f"must be a local {declared.kind} file ({model.name} uploads it)",
+                            f"must be a local {declared.kind} file: {model.name} uploads it",
                             "download it and give its path relative to the manifest",
                         )
                     if form == "data":
@@ -519,23 +525,25 @@ class _Loader:
                     ok = False
         return tuple(files) if ok else None
 
-    def check_unique(self, specs: list[JobSpec]) -> None:
-        first: dict[str, JobSpec] = {}
-        for spec in specs:
-            seen = first.setdefault(spec.id, spec)
-            if seen is spec:
-                continue
-            same_entry = seen.source == spec.source
-            self.diagnostics.setdefault(
-                (spec.source.line, spec.source.column, "id", spec.id),
-                Diagnostic(
-                    self.file, spec.source.line, spec.source.column,
-                    f"duplicate id '{spec.id}' (also used by the job at {seen.source})",
-                    job=spec.id, field="id",
-                    hint="put a matrix {variable} into the id" if same_entry
-                    else "ids must be unique; rename one of the jobs",
-                ),
-            )
+    def claim_id(self, job_id: str, where: DocPath, *, derived: bool) -> bool:
+        """Record that the entry at `where` produced `job_id`; False (reported) if taken."""
+        first = self.ids.get(job_id)
+        if first is None:
+            self.ids[job_id] = where
+            return True
+        if first == where:  # two combinations of one matrix
+            message = (f"the matrix makes identical jobs ('{job_id}')" if derived
+                       else f"the matrix gives several jobs the id '{job_id}'")
+            hint = "use every matrix variable in the id or the prompt"
+        else:
+            other = self.smap.value(first)
+            there = f"{self.file}:{other.line}:{other.column}"
+            message = (f"same content as the job at {there} (both get the id '{job_id}')"
+                       if derived else f"duplicate id '{job_id}', also used at {there}")
+            hint = ("give each an id to generate it more than once" if derived
+                    else "ids must be unique; rename one of the jobs")
+        self.report((*where, "id"), message, job=job_id, field="id", hint=hint)
+        return False
 
 
 def _id_safe(text: str) -> str:

@@ -131,7 +131,7 @@ def kind(value: Any) -> str:
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, list):
-        return "a list"
+        return "a list" if value else "an empty list"
     if isinstance(value, dict):
         return "a mapping"
     return f"a {type(value).__name__}"  # e.g. a YAML timestamp

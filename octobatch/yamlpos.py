@@ -72,7 +72,11 @@ def parse(text: str) -> tuple[Any, SourceMap]:
         return _Builder(loader).build(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        message = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        message = exc.problem or exc.context or "invalid YAML"
+        if exc.context and exc.problem:
+            where = exc.context_mark
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+            message += f" ({exc.context}{at})"
         raise YamlError(message, _mark(mark) if mark else None) from None
     except yaml.YAMLError as exc:
         raise YamlError(str(exc).replace("\n", " "), None) from None
