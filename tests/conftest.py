@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -25,6 +26,40 @@ TINY_IMAGES = {
         "AhEAAxEA/9oADAMBAAIRAxEAPwCLAFF/f//Z"),
     "webp": base64.b64decode("UklGRhwAAABXRUJQVlA4TA8AAAAvAUAAAAcQ9Y/+ByKi/wEA"),
 }
+
+
+class ManualClock:
+    """A clock a test moves by hand (`clock.now += 5`), so nothing waits on real time."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def manual_clock() -> ManualClock:
+    """A clock to pass as `Simulator(clock=...)`; starts at 0 and moves only when told."""
+    return ManualClock()
+
+
+def _top_level_boxes(data: bytes) -> list[tuple[str, int]]:
+    boxes, offset = [], 0
+    while offset < len(data):
+        assert offset + 8 <= len(data), f"truncated box header at byte {offset}"
+        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
+        assert size >= 8 and offset + size <= len(data), f"bad box size {size} at byte {offset}"
+        boxes.append((kind.decode("latin-1"), size))
+        offset += size
+    return boxes
+
+
+@pytest.fixture
+def mp4_boxes() -> Callable[[bytes], list[tuple[str, int]]]:
+    """`mp4_boxes(data)`: (type, size) of each top-level MP4 box; fails unless they tile the
+    file exactly (a truncated or padded file does not parse)."""
+    return _top_level_boxes
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import aiohttp
@@ -13,28 +12,6 @@ from octobatch.simulator.video import base_clip, video_for
 
 OMNI_BODY = {"model": "omni-fast", "prompt": "Ocean waves at golden hour", "seconds": "8",
              "aspect_ratio": "16:9", "resolution": "720p"}
-
-
-class ManualClock:
-    """A clock the test moves by hand, so task progress never depends on real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def top_level_boxes(data: bytes) -> list[tuple[str, int]]:
-    """(type, size) of each top-level MP4 box; asserts the boxes tile the file exactly."""
-    boxes, offset = [], 0
-    while offset < len(data):
-        assert offset + 8 <= len(data), "truncated box header"
-        size, kind = struct.unpack(">I4s", data[offset:offset + 8])
-        assert size >= 8 and offset + size <= len(data), f"bad box size {size} at {offset}"
-        boxes.append((kind.decode("latin-1"), size))
-        offset += size
-    return boxes
 
 
 async def submit(session: aiohttp.ClientSession, sim: Simulator, body: dict[str, Any] | None = None,
@@ -65,15 +42,15 @@ async def test_submit_returns_the_documented_video_object(simulator: Simulator) 
 
 
 async def test_task_progresses_with_the_clock_then_serves_a_playable_mp4(
-        make_simulator: Any) -> None:
-    clock = ManualClock()
+        make_simulator: Any, manual_clock: Any, mp4_boxes: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock)
     async with aiohttp.ClientSession() as s:
         _, created = await submit(s, sim)
         task_id = created["id"]
         seen = []
         for t in (0.0, 1.0, 2.5, 5.0, 9.95, 10.0):
-            clock.now = 1000.0 + t
+            clock.now = t
             _, body = await poll(s, sim, task_id)
             seen.append((body["status"], body["progress"]))
         assert seen == [("queued", 0), ("queued", 0), ("in_progress", 25), ("in_progress", 50),
@@ -86,7 +63,7 @@ async def test_task_progresses_with_the_clock_then_serves_a_playable_mp4(
             data = await r.read()
             assert int(r.headers["Content-Length"]) == len(data)
     assert data == sim.expected_video(task_id)
-    boxes = top_level_boxes(data)
+    boxes = mp4_boxes(data)
     assert [kind for kind, _ in boxes][:1] == ["ftyp"]
     assert {"moov", "mdat"} <= {kind for kind, _ in boxes}
     assert task_id.encode() in data
@@ -94,7 +71,7 @@ async def test_task_progresses_with_the_clock_then_serves_a_playable_mp4(
 
 
 async def test_each_task_gets_different_bytes_and_video_bytes_pads_them(
-        make_simulator: Any) -> None:
+        make_simulator: Any, mp4_boxes: Any) -> None:
     sim = await make_simulator(latency=0, video_bytes=200_000)
     async with aiohttp.ClientSession() as s:
         ids = [(await submit(s, sim))[1]["id"] for _ in range(2)]
@@ -106,18 +83,18 @@ async def test_each_task_gets_different_bytes_and_video_bytes_pads_them(
                 bodies.append(await r.read())
     assert bodies[0] != bodies[1]
     assert all(len(b) == 200_000 for b in bodies)
-    assert all(top_level_boxes(b)[-1][0] == "free" for b in bodies)
+    assert all(mp4_boxes(b)[-1][0] == "free" for b in bodies)
     assert bodies[0].startswith(base_clip())
 
 
-def test_video_without_size_is_the_clip_plus_one_small_box() -> None:
+def test_video_without_size_is_the_clip_plus_one_small_box(mp4_boxes: Any) -> None:
     data = video_for("video_x")
-    assert top_level_boxes(data)[-1] == ("free", len(data) - len(base_clip()))
+    assert mp4_boxes(data)[-1] == ("free", len(data) - len(base_clip()))
     assert len(data) < 64 * 1024
 
 
-async def test_content_is_400_until_completed(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_content_is_400_until_completed(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=5.0, clock=clock)
     headers = {"Authorization": f"Bearer {DEMO_KEY}"}
     async with aiohttp.ClientSession() as s:
@@ -192,8 +169,8 @@ async def _completed_object(sim: Simulator) -> dict[str, Any]:
         return (await poll(s, sim, task_id))[1]
 
 
-async def test_stuck_marker_never_finishes(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_stuck_marker_never_finishes(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=1.0, clock=clock)
     async with aiohttp.ClientSession() as s:
         _, created = await submit(s, sim, {**OMNI_BODY, "prompt": "waves [stuck]"})
@@ -244,8 +221,8 @@ async def test_requests_are_recorded_for_inspection(simulator: Simulator) -> Non
     assert simulator.peak_in_flight == 1
 
 
-async def test_peak_in_flight_counts_unfinished_tasks(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_peak_in_flight_counts_unfinished_tasks(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock)
     async with aiohttp.ClientSession() as s:
         for _ in range(3):

@@ -14,14 +14,6 @@ AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "8", "aspect_ratio": "16:9"}
 
 
-class ManualClock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 async def call(method: str, url: str, **kwargs: Any) -> tuple[int, dict[str, str], bytes]:
     async with aiohttp.ClientSession() as s, s.request(method, url, **kwargs) as r:
         return r.status, dict(r.headers), await r.read()
@@ -203,8 +195,8 @@ async def test_slow_downloads_are_throttled(make_simulator: Any) -> None:
     assert time.monotonic() - started >= 0.35  # 40 kB at 100 kB/s
 
 
-async def test_urls_expire_and_a_new_poll_gives_a_fresh_one(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_urls_expire_and_a_new_poll_gives_a_fresh_one(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=1.0, clock=clock, faults=Faults(url_ttl=60))
     task_id = await new_task(sim)
     clock.now = 1.0
@@ -220,8 +212,8 @@ async def test_urls_expire_and_a_new_poll_gives_a_fresh_one(make_simulator: Any)
     assert (await call("GET", first))[0] == 403
 
 
-async def test_concurrency_limit_per_key(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_concurrency_limit_per_key(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock, faults=Faults(concurrency_limit=2))
     assert [(await submit(sim))[0] for _ in range(2)] == [200, 200]
     status, _, body = await submit(sim)
@@ -240,9 +232,9 @@ async def test_concurrency_limit_per_key(make_simulator: Any) -> None:
      "succeeded"),
     (Faults(status_running="running", status_upper=True), "RUNNING", "COMPLETED"),
 ])
-async def test_status_words(make_simulator: Any, faults: Faults, running: str,
+async def test_status_words(make_simulator: Any, manual_clock: Any, faults: Faults, running: str,
                             completed: str) -> None:
-    clock = ManualClock()
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock, faults=faults)
     task_id = await new_task(sim)
     clock.now = 5.0
@@ -252,8 +244,8 @@ async def test_status_words(make_simulator: Any, faults: Faults, running: str,
 
 
 @pytest.mark.parametrize(("style", "shown"), [("int", 50), ("string", "50"), ("percent", "50%")])
-async def test_progress_styles(make_simulator: Any, style: str, shown: object) -> None:
-    clock = ManualClock()
+async def test_progress_styles(make_simulator: Any, manual_clock: Any, style: str, shown: object) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock, faults=Faults(progress_style=style))
     task_id = await new_task(sim)
     clock.now = 5.0
@@ -275,8 +267,8 @@ async def test_result_url_locations(make_simulator: Any, location: str) -> None:
     assert (await call("GET", url, headers=AUTH))[2] == sim.expected_video(task_id)
 
 
-async def test_empty_error_object_while_running(make_simulator: Any) -> None:
-    clock = ManualClock()
+async def test_empty_error_object_while_running(make_simulator: Any, manual_clock: Any) -> None:
+    clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock,
                                faults=Faults(empty_error_while_running=True))
     task_id = await new_task(sim)

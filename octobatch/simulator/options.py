@@ -1,10 +1,113 @@
-"""Command-line options of `octobatch simulate` (owned by the simulator)."""
+"""Command-line options of `octobatch simulate`: one flag per `Faults` field, plus the basics.
+
+The fault flags are built from the `Faults` dataclass itself, so a new fault is a new flag
+without a second list to keep in step.
+"""
 
 from __future__ import annotations
 
 import argparse
+import typing
+from dataclasses import fields
+
+from octobatch.simulator.faults import ROUTE_FAULTS, ROUTES, Faults
+
+_WHAT = {
+    "429": "a 429 with Retry-After",
+    "429_bare": "a 429 without Retry-After",
+    "500": "a 500",
+    "502": "a 502 (on submit the task is still created)",
+    "503": "a 503",
+    "drop": "a dropped connection (on submit the task is still created)",
+    "truncate": "a truncated body",
+}
+_HELP = {
+    "retry_after": "seconds sent in Retry-After with the 429 faults (default 1)",
+    "response_delay": "hold every API answer back this many seconds",
+    "response_delay_jitter": "plus a random 0..S seconds more",
+    "download_bytes_per_second": "throttle downloads to this many bytes per second",
+    "url_ttl": "result URLs expire after S seconds; a new poll hands out a fresh one",
+    "concurrency_limit": "429 token_concurrency_limit_reached beyond N unfinished tasks",
+    "honour_idempotency": "a repeated Idempotency-Key returns the first task (off upstream)",
+    "status_running": "status word while running (default in_progress; e.g. processing)",
+    "status_completed": "status word when done (default completed; e.g. succeeded)",
+    "status_upper": "send status words in upper case",
+    "url_location": "where the result URL appears (content = only via /content)",
+    "progress_style": "progress as 50, \"50\" or \"50%%\"",
+    "empty_error_while_running": "send an empty error object until the task ends",
+    "task_id_prefix": "prefix of task ids, e.g. 'task:' for ids that need URL-encoding",
+}
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError("must be a probability from 0 to 1")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
+def _route_fault_help(name: str) -> str | None:
+    for route in ROUTES:
+        for kind in ROUTE_FAULTS:
+            if name == f"{route}_{kind}":
+                return f"probability of {_WHAT[kind]} per {route} request"
+            if name == f"{route}_{kind}_first":
+                return f"answer the first N {route} requests with {_WHAT[kind]}"
+    return None
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
+    parser.add_argument("--latency", type=_non_negative, default=2.0, metavar="S",
+                        help="seconds a task takes from submission to completion (default 2)")
+    parser.add_argument("--jitter", type=_non_negative, default=0.0, metavar="S",
+                        help="vary each task's latency by up to +-S seconds")
+    parser.add_argument("--fail-rate", type=_probability, default=0.0, metavar="P",
+                        help="fraction of tasks that fail (a prompt with [fail] always does)")
+    parser.add_argument("--video-bytes", type=_count, metavar="N",
+                        help="pad every served MP4 to at least N bytes")
+    parser.add_argument("--seed", type=int, metavar="N", help="make faults and ids reproducible")
+
+    group = parser.add_argument_group("faults (all off by default; see docs/simulator.md)")
+    hints = typing.get_type_hints(Faults)
+    for f in fields(Faults):
+        flag = "--" + f.name.replace("_", "-")
+        hint = hints[f.name]
+        route_help = _route_fault_help(f.name)
+        if hint is bool:
+            group.add_argument(flag, action="store_true", help=_HELP[f.name])
+        elif typing.get_origin(hint) is typing.Literal:
+            group.add_argument(flag, choices=typing.get_args(hint), default=f.default,
+                               help=_HELP[f.name])
+        elif hint is str:
+            group.add_argument(flag, default=f.default, metavar="TEXT", help=_HELP[f.name])
+        elif hint is int:
+            group.add_argument(flag, type=_count, default=f.default, metavar="N",
+                               help=route_help or _HELP[f.name])
+        elif route_help is not None:
+            group.add_argument(flag, type=_probability, default=f.default, metavar="P",
+                               help=route_help)
+        else:
+            metavar = "RATE" if f.name.endswith("per_second") else "S"
+            group.add_argument(flag, type=_non_negative, default=f.default, metavar=metavar,
+                               help=_HELP[f.name])
+
+
+def faults_from_args(args: argparse.Namespace) -> Faults:
+    """The `Faults` the parsed flags describe (raises ValueError for inconsistent ones)."""
+    return Faults(**{f.name: getattr(args, f.name) for f in fields(Faults)})

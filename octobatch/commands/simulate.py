@@ -1,0 +1,65 @@
+"""`octobatch simulate`: serve the local API simulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+from dataclasses import fields
+
+from octobatch.errors import EXIT_OK, UsageError
+from octobatch.simulator import DEMO_KEY, Faults, Simulator
+from octobatch.simulator.options import faults_from_args
+
+EXAMPLE_BODY = ('{"model": "omni-fast", "prompt": "Ocean waves at golden hour", '
+                '"seconds": "8", "aspect_ratio": "16:9"}')
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        faults = faults_from_args(args)
+    except ValueError as exc:
+        raise UsageError(f"simulate: {exc}") from None
+    simulator = Simulator(latency=args.latency, jitter=args.jitter, faults=faults,
+                          fail_rate=args.fail_rate, video_bytes=args.video_bytes, seed=args.seed)
+    return asyncio.run(_serve(simulator, args.host, args.port))
+
+
+async def _serve(simulator: Simulator, host: str, port: int) -> int:
+    try:
+        base_url = await simulator.start(host, port)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
+                         "choose another --port (0 picks a free one)") from None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(banner(base_url, simulator.faults), flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await simulator.stop()
+    print("simulator stopped", flush=True)
+    return EXIT_OK
+
+
+def banner(base_url: str, faults: Faults) -> str:
+    changed = [f"{f.name}={getattr(faults, f.name)}" for f in fields(Faults)
+               if getattr(faults, f.name) != f.default]
+    return "\n".join([
+        f"octobatch simulator listening on {base_url}",
+        f"API key (demo): {DEMO_KEY}",
+        f"faults: {', '.join(changed) if changed else 'none'}",
+        "",
+        "Try it:",
+        f"  curl -X POST {base_url}/v1/videos \\",
+        f'    -H "Authorization: Bearer {DEMO_KEY}" \\',
+        '    -H "Content-Type: application/json" \\',
+        f"    -d '{EXAMPLE_BODY}'",
+        "",
+        "Run a manifest against it:",
+        f"  OCTOPUSX_API_KEY={DEMO_KEY} octobatch run manifests/example.yaml --base-url {base_url}",
+        "",
+        "Press Ctrl-C to stop.",
+    ])
