@@ -1,0 +1,115 @@
+"""`octobatch run` as users call it: exit codes, output modes, resume, the key kept secret."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from engine_helpers import prompts_jobs, write_manifest
+
+from octobatch.cli import main
+from octobatch.simulator import DEMO_KEY, Simulator
+
+FAST_FLAGS = ["--poll-interval", "0.02"]
+
+
+@pytest.fixture
+def sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    server: Simulator = simulator_thread()
+    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
+    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
+    return server
+
+
+def test_run_completes_then_rerun_has_nothing_to_do(sim: Simulator, tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(3))
+    assert main(["run", str(path), *FAST_FLAGS]) == 0
+    first = capsys.readouterr()
+    assert "batch.yaml: 3 completed, 0 failed, 0 unfinished" in first.out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "clip-0.mp4", "clip-1.mp4", "clip-2.mp4", "index.html"]
+    before = len(sim.requests)
+    assert main(["run", str(path), *FAST_FLAGS]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert len(sim.requests) == before
+    for written in [*tmp_path.glob("batch.lock.*"), tmp_path / "out" / "index.html"]:
+        assert DEMO_KEY not in written.read_text(errors="replace")
+    assert DEMO_KEY not in first.out + first.err
+
+
+def test_json_events_are_one_object_per_line(sim: Simulator, tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    assert main(["run", str(path), "--json", *FAST_FLAGS]) == 0
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    names = [e["event"] for e in events]
+    assert names[0] == "run_started" and names[-1] == "run_finished"
+    downloaded = [e for e in events if e["event"] == "downloaded"]
+    assert {e["job_id"] for e in downloaded} == {"clip-0", "clip-1"}
+    assert all(e["task_id"] in sim.tasks and e["bytes"] > 0 for e in downloaded)
+    assert events[-1]["completed"] == 2
+
+
+def test_failed_job_exits_1_with_plain_progress(sim: Simulator, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, [{"id": "ok", "prompt": "fine"},
+                                     {"id": "bad", "prompt": "doomed [fail]"}])
+    assert main(["run", str(path), *FAST_FLAGS]) == 1
+    out = capsys.readouterr().out
+    assert "job 'bad' failed (generation_failed)" in out
+    assert "1 completed, 1 failed, 0 unfinished" in out
+    assert "/2 done" in out  # the non-terminal progress lines
+
+
+def test_invalid_manifest_exits_2_before_any_request(sim: Simulator, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    path = write_manifest(tmp_path, [{"id": "x", "prompt": "p", "model": "no-such-model"}])
+    assert main(["run", str(path)]) == 2
+    assert "no-such-model" in capsys.readouterr().err
+    assert sim.requests == []
+
+
+def test_missing_key_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OCTOPUSX_API_KEY", raising=False)
+    path = write_manifest(tmp_path, prompts_jobs(1))
+    assert main(["run", str(path)]) == 2
+    assert "OCTOPUSX_API_KEY" in capsys.readouterr().err
+
+
+def test_simulate_needs_no_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                               capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.delenv("OCTOPUSX_API_KEY", raising=False)
+    monkeypatch.setenv("OCTOBATCH_SIMULATE_LATENCY", "0.05")
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    assert main(["run", str(path), "--simulate", "--quiet", *FAST_FLAGS]) == 0
+    assert capsys.readouterr().out == ""
+    assert len(list((tmp_path / "out").glob("*.mp4"))) == 2
+
+
+def test_ctrl_c_saves_state_and_says_how_to_resume(simulator_thread: Any,
+                                                   tmp_path: Path) -> None:
+    sim = simulator_thread()
+    path = write_manifest(tmp_path, [{"id": "slow", "prompt": "takes forever [stuck]"}])
+    env = {**os.environ, "OCTOPUSX_API_KEY": DEMO_KEY, "OCTOBATCH_BASE_URL": sim.base_url}
+    child = subprocess.Popen(
+        [sys.executable, "-m", "octobatch", "run", str(path), "--json", *FAST_FLAGS],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    assert child.stdout is not None
+    for line in child.stdout:  # wait until the task id is journaled and announced
+        if json.loads(line)["event"] == "submitted":
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=20)
+    assert child.returncode == 130
+    assert "1 task still running at the provider" in err
+    assert f"Resume with: octobatch run {path}" in err
+    lock = json.loads((tmp_path / "batch.lock.json").read_text())
+    assert lock["jobs"]["slow"]["task_id"] in sim.tasks
