@@ -283,8 +283,9 @@ header p { margin: 0 0 16px; color: var(--muted); font-size: 13px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
   overflow: hidden; display: flex; flex-direction: column; }
 .card video, .placeholder { width: 100%; aspect-ratio: 16 / 9; background: #000; display: block; }
-.placeholder { display: flex; align-items: center; justify-content: center; color: #bbb;
-  text-align: center; padding: 12px; font-size: 14px; }
+.placeholder { display: flex; align-items: center; justify-content: center; color: var(--muted);
+  background: color-mix(in srgb, var(--muted) 14%, var(--card)); text-align: center;
+  padding: 12px; font-size: 14px; }
 .body { padding: 12px 14px 14px; }
 .body h2 { margin: 0 0 6px; font-size: 16px; word-break: break-all; }
 .badges { margin: 0 0 8px; display: flex; flex-wrap: wrap; gap: 6px; }
