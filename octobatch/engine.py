@@ -41,7 +41,7 @@ from octobatch.client import (
 from octobatch.lockfile import LockEntry, StateStore, Status
 from octobatch.models import build_request
 from octobatch.plan import Action, Plan, Step
-from octobatch.retry import CircuitBreaker, RetryPolicy, estimate_remaining, next_poll_delay
+from octobatch.retry import CircuitBreaker, PollPacer, RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -319,10 +319,8 @@ class Engine:
         self, job_id: str, task_id: str, deadline: float | None, *, fresh: bool
     ) -> VideoStatus:
         """Poll until the task completes; anything else ends the job for this run."""
-        interval = self.options.poll_interval
-        started = self._clock()
-        reference: tuple[float, int] | None = (started, 0) if fresh else None
-        delay = interval if fresh else 0.0  # a resumed task may have finished long ago
+        pacer = PollPacer(self.options.poll_interval, self._clock(), fresh=fresh, rng=self._rng)
+        delay = pacer.first_delay()
         unknown_polls = 0
         last: tuple[TaskState, int | None] | None = None
         while True:
@@ -361,13 +359,7 @@ class Engine:
                 self._fail(job_id, task_id, "timeout",
                            f"not finished after {self.options.timeout:g} s (--timeout); the "
                            "task id is kept: `--retry-failed` checks it before resubmitting")
-            remaining = None
-            if video.progress:
-                if reference is None or video.progress < reference[1]:
-                    reference = (now, video.progress)
-                remaining = estimate_remaining(now - reference[0], video.progress - reference[1],
-                                               video.progress)
-            delay = next_poll_delay(interval, remaining, self._rng)
+            delay = pacer.next_delay(now, video.progress)
 
     # -- download --
 

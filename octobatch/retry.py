@@ -102,6 +102,34 @@ def next_poll_delay(
     return max(delay, floor)
 
 
+class PollPacer:
+    """The adaptive poll schedule of one task: feed it each poll's progress, get the next delay.
+
+    The progress rate is measured from a reference point: the submission (progress 0) for a
+    task we just created, else the first poll that reported progress (a resumed task may have
+    been running for hours before this run started).
+    """
+
+    def __init__(self, interval: float, now: float, *, fresh: bool,
+                 rng: random.Random | None = None) -> None:
+        self.interval = interval
+        self._reference: tuple[float, int] | None = (now, 0) if fresh else None
+        self._rng = rng
+
+    def first_delay(self) -> float:
+        # A resumed task may have finished long ago: look at once.
+        return self.interval if self._reference is not None else 0.0
+
+    def next_delay(self, now: float, progress: int | None) -> float:
+        remaining = None
+        if progress:
+            if self._reference is None or progress < self._reference[1]:
+                self._reference = (now, progress)
+            since, base = self._reference
+            remaining = estimate_remaining(now - since, progress - base, progress)
+        return next_poll_delay(self.interval, remaining, self._rng)
+
+
 class CircuitBreaker:
     """Stops new submissions after `threshold` consecutive failures of one kind.
 
