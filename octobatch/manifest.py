@@ -538,7 +538,7 @@ class _Loader:
         else:
             other = self.smap.value(first)
             there = f"{self.file}:{other.line}:{other.column}"
-            message = (f"same content as the job at {there} (both get the id '{job_id}')"
+            message = (f"same content as the job at {there}, so both get the id '{job_id}'"
                        if derived else f"duplicate id '{job_id}', also used at {there}")
             hint = ("give each an id to generate it more than once" if derived
                     else "ids must be unique; rename one of the jobs")
