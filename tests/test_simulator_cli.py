@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+import re
 import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from octobatch.simulator import DEMO_KEY
+from octobatch.simulator.options import add_arguments
 
 
 @contextmanager
@@ -103,3 +107,14 @@ def test_busy_port_exits_2_with_a_message() -> None:
     assert done.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_docs_describe_every_simulate_flag() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    doc = (Path(__file__).resolve().parent.parent / "docs" / "simulator.md").read_text("utf-8")
+    flags = [flag for action in parser._actions for flag in action.option_strings
+             if flag.startswith("--") and flag != "--help"]
+    assert len(flags) > 50
+    # Whole flags only: `--submit-429-bare` must not count as documenting `--submit-429`.
+    assert [flag for flag in flags if not re.search(f"`{re.escape(flag)}(?![\\w-])", doc)] == []
