@@ -86,3 +86,8 @@ def test_relative_links_point_at_real_files() -> None:
             if not (page.parent / target).exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
     assert not broken, f"broken links: {broken}"
+
+
+def test_readme_manifest_example_is_the_shipped_example() -> None:
+    (example,) = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
+    assert example == (ROOT / "manifests" / "example.yaml").read_text(encoding="utf-8")
