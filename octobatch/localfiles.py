@@ -122,7 +122,9 @@ class FileChecker:
         content = self._read(value, path)
         media_type = content.media_type
         if kind == "image" and media_type not in _IMAGE_TYPES:
-            raise FileProblem(f"'{value}' is not a PNG, JPEG or WebP image ({content.looks_like()})")
+            raise FileProblem(
+                f"'{value}' is not a PNG, JPEG or WebP image ({content.looks_like()})"
+            )
         if kind == "video" and media_type != "video/mp4":
             raise FileProblem(f"'{value}' is not an MP4 video ({content.looks_like()})")
         if max_bytes is not None and content.size > max_bytes:

@@ -261,7 +261,8 @@ class _Loader:
 
         clashes = [key for key in matrix if key in own or key in _JOB_KEYS]
         for key in clashes:
-            self.report((*where, "matrix", key), f"'{key}' is set both on the job and in its matrix",
+            self.report((*where, "matrix", key),
+                        f"'{key}' is set both on the job and in its matrix",
                         job=label, field=f"matrix.{key}", hint="keep one of them", at_key=True)
         count = math.prod(len(values) for values in matrix.values())
         if count > MAX_MATRIX_JOBS:

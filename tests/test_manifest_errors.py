@@ -35,52 +35,52 @@ def _repo_cwd(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_common_mistakes_all_reported_with_exact_text() -> None:
     assert errors_of(f"{F}/common-mistakes.yaml") == [
-        f"{F}/common-mistakes.yaml:10:11: job 'cat': size: '1920x1080' is not one of "
-        "'720x1280', '1280x720'",
-        f"{F}/common-mistakes.yaml:13:5: job 'ratio-typo': aspect_ration: unknown field "
-        "(did you mean 'aspect_ratio'?)",
-        f"{F}/common-mistakes.yaml:15:12: job 'wrong-model': model: unknown model 'omni-fats'; "
+        (f"{F}/common-mistakes.yaml:10:11: job 'cat': size: '1920x1080' is not one of "
+        "'720x1280', '1280x720'"),
+        (f"{F}/common-mistakes.yaml:13:5: job 'ratio-typo': aspect_ration: unknown field "
+        "(did you mean 'aspect_ratio'?)"),
+        (f"{F}/common-mistakes.yaml:15:12: job 'wrong-model': model: unknown model 'omni-fats'; "
         "known models: jimeng-video-2.0, jimeng-video-3.0, omni-fast, omni-fast-v2v "
-        "(did you mean 'omni-fast'?)",
-        f"{F}/common-mistakes.yaml:17:9: job 'cat': id: duplicate id 'cat', also used at "
-        f"{F}/common-mistakes.yaml:7:5 (ids must be unique; rename one of the jobs)",
-        f"{F}/common-mistakes.yaml:19:5: job 'no-prompt': prompt: missing required field "
-        "(set it on the job or in defaults)",
-        f"{F}/common-mistakes.yaml:23:21: job 'last-only': last_image_url: needs "
-        "first_image_url as well",
-        f"{F}/common-mistakes.yaml:26:13: job 'too-many': images: has 6 entries; "
-        "at most 5 allowed",
-        f"{F}/common-mistakes.yaml:29:12: job 'video-on-fast': video: omni-fast takes no "
-        "reference video; use model omni-fast-v2v to edit or extend a clip",
+        "(did you mean 'omni-fast'?)"),
+        (f"{F}/common-mistakes.yaml:17:9: job 'cat': id: duplicate id 'cat', also used at "
+        f"{F}/common-mistakes.yaml:7:5 (ids must be unique; rename one of the jobs)"),
+        (f"{F}/common-mistakes.yaml:19:5: job 'no-prompt': prompt: missing required field "
+        "(set it on the job or in defaults)"),
+        (f"{F}/common-mistakes.yaml:23:21: job 'last-only': last_image_url: needs "
+        "first_image_url as well"),
+        (f"{F}/common-mistakes.yaml:26:13: job 'too-many': images: has 6 entries; "
+        "at most 5 allowed"),
+        (f"{F}/common-mistakes.yaml:29:12: job 'video-on-fast': video: omni-fast takes no "
+        "reference video; use model omni-fast-v2v to edit or extend a clip"),
     ]
 
 
 def test_file_problems_all_reported_with_exact_text() -> None:
     assert errors_of(f"{F}/files.yaml") == [
-        f"{F}/files.yaml:7:22: job 'missing': input_reference: no such file 'assets/nope.png' "
-        "(paths are relative to the manifest's directory)",
-        f"{F}/files.yaml:10:22: job 'outside': input_reference: "
+        (f"{F}/files.yaml:7:22: job 'missing': input_reference: no such file 'assets/nope.png' "
+        "(paths are relative to the manifest's directory)"),
+        (f"{F}/files.yaml:10:22: job 'outside': input_reference: "
         "'../../../manifests/assets/cat.png' is outside the manifest's directory "
-        "(pass --allow-outside-files to read files from anywhere)",
-        f"{F}/files.yaml:13:22: job 'gif': input_reference: 'assets/not-really.png' is not a "
-        "PNG, JPEG or WebP image (it looks like a GIF)",
-        f"{F}/files.yaml:16:22: job 'url-upload': input_reference: must be a local image file: "
-        "jimeng-video-3.0 uploads it (download it and give its path relative to the manifest)",
-        f"{F}/files.yaml:20:12: job 'v2v-text': video: 'assets/notes.txt' is not an MP4 video "
-        "(its content is not recognised)",
-        f"{F}/files.yaml:21:5: job 'v2v-none': a reference video is required: set video (or its "
-        "alias video_url or input_video) to an MP4 URL, data URI or local file",
-        f"{F}/files.yaml:27:16: job 'image-as-video': video_url: 'assets/cat.png' is not an "
-        "MP4 video (it is a PNG image)",
-        f"{F}/files.yaml:28:5: job 'two-videos': video, video_url and input_video are aliases "
-        "of one field: set only one",
+        "(pass --allow-outside-files to read files from anywhere)"),
+        (f"{F}/files.yaml:13:22: job 'gif': input_reference: 'assets/not-really.png' is not a "
+        "PNG, JPEG or WebP image (it looks like a GIF)"),
+        (f"{F}/files.yaml:16:22: job 'url-upload': input_reference: must be a local image file: "
+        "jimeng-video-3.0 uploads it (download it and give its path relative to the manifest)"),
+        (f"{F}/files.yaml:20:12: job 'v2v-text': video: 'assets/notes.txt' is not an MP4 video "
+        "(its content is not recognised)"),
+        (f"{F}/files.yaml:21:5: job 'v2v-none': a reference video is required: set video (or its "
+        "alias video_url or input_video) to an MP4 URL, data URI or local file"),
+        (f"{F}/files.yaml:27:16: job 'image-as-video': video_url: 'assets/cat.png' is not an "
+        "MP4 video (it is a PNG image)"),
+        (f"{F}/files.yaml:28:5: job 'two-videos': video, video_url and input_video are aliases "
+        "of one field: set only one"),
     ]
 
 
 def test_bad_yaml_points_at_the_problem() -> None:
     assert errors_of(f"{F}/bad-yaml.yaml") == [
-        f"{F}/bad-yaml.yaml:6:1: invalid YAML: found unexpected end of stream "
-        "(while scanning a quoted scalar at line 4, column 13)"
+        (f"{F}/bad-yaml.yaml:6:1: invalid YAML: found unexpected end of stream "
+        "(while scanning a quoted scalar at line 4, column 13)")
     ]
 
 
@@ -94,20 +94,20 @@ def test_error_summary_counts_the_problems() -> None:
     ("content", "expected"),
     [
         (b"", "m.yaml: the manifest is empty (start with 'version: 1' and 'jobs:')"),
-        (b"# only a comment\n", "m.yaml: the manifest is empty (start with 'version: 1' and "
-         "'jobs:')"),
-        (b"- a\n- b\n", "m.yaml:1:1: the manifest must be a mapping with 'version' and 'jobs', "
-         "not a list"),
-        (b"just text\n", "m.yaml:1:1: the manifest must be a mapping with 'version' and 'jobs', "
-         "not a string"),
-        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "m.yaml: not a UTF-8 text file (byte 1 is "
-         "invalid) (a manifest is a YAML file saved as UTF-8)"),
+        (b"# only a comment\n", ("m.yaml: the manifest is empty (start with 'version: 1' and "
+         "'jobs:')")),
+        (b"- a\n- b\n", ("m.yaml:1:1: the manifest must be a mapping with 'version' and 'jobs', "
+         "not a list")),
+        (b"just text\n", ("m.yaml:1:1: the manifest must be a mapping with 'version' and 'jobs', "
+         "not a string")),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", ("m.yaml: not a UTF-8 text file (byte 1 is "
+         "invalid) (a manifest is a YAML file saved as UTF-8)")),
         (b"a: 1\na: 2\n", "m.yaml:2:1: invalid YAML: duplicate key 'a'"),
         (b"a: &x [*x]\n", "m.yaml:1:4: invalid YAML: recursive alias: a value contains itself"),
-        (b"a: 1\n---\nb: 2\n", "m.yaml:2:1: invalid YAML: but found another document "
-         "(expected a single document in the stream at line 1, column 1)"),
-        (b"a: !python/object:os.system x\n", "m.yaml:1:4: invalid YAML: could not determine a "
-         "constructor for the tag '!python/object:os.system'"),
+        (b"a: 1\n---\nb: 2\n", ("m.yaml:2:1: invalid YAML: but found another document "
+         "(expected a single document in the stream at line 1, column 1)")),
+        (b"a: !python/object:os.system x\n", ("m.yaml:1:4: invalid YAML: could not determine a "
+         "constructor for the tag '!python/object:os.system'")),
     ],
 )
 def test_unreadable_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -150,22 +150,22 @@ jobs:
 """)
     monkeypatch.chdir(tmp_path)
     assert errors_of("m.yaml") == [
-        "m.yaml:1:10: version: must be 1 (the only manifest version this octobatch reads), "
-        "got 2",
-        "m.yaml:2:1: foo: unknown field (known fields: version, defaults, settings, output_dir, "
-        "jobs)",
+        ("m.yaml:1:10: version: must be 1 (the only manifest version this octobatch reads), "
+        "got 2"),
+        ("m.yaml:2:1: foo: unknown field (known fields: version, defaults, settings, output_dir, "
+        "jobs)"),
         "m.yaml:3:25: settings.concurrency: must be at least 1, got 0",
         "m.yaml:3:43: settings.poll_interval: must be a number, not a string",
-        "m.yaml:3:46: settings.bogus: unknown field (known fields: concurrency, poll_interval, "
-        "timeout)",
+        ("m.yaml:3:46: settings.bogus: unknown field (known fields: concurrency, poll_interval, "
+        "timeout)"),
         "m.yaml:4:13: output_dir: must be a string, not a number",
         "m.yaml:5:30: defaults.id: id and matrix belong on a job, not in defaults",
-        "m.yaml:5:46: defaults.seconds: must be a whole number of seconds from 4 to 30, got 99 "
-        "(no job's model accepts this default)",
+        ("m.yaml:5:46: defaults.seconds: must be a whole number of seconds from 4 to 30, got 99 "
+        "(no job's model accepts this default)"),
         "m.yaml:5:50: defaults.aspect_ratoi: unknown field (did you mean 'aspect_ratio'?)",
         "m.yaml:7:5: job '#1': must be a mapping, not a number",
-        "m.yaml:8:9: job 'bad id': id: must start with a letter or digit and contain only "
-        "letters, digits, '.', '_', '-' (and {variables} of the matrix), got 'bad id'",
+        ("m.yaml:8:9: job 'bad id': id: must start with a letter or digit and contain only "
+        "letters, digits, '.', '_', '-' (and {variables} of the matrix), got 'bad id'"),
         "m.yaml:10:17: job '#3': matrix.a: must be a non-empty list of values, got an empty list",
     ]
 
@@ -205,29 +205,29 @@ jobs:
     monkeypatch.chdir(tmp_path)
     assert errors_of("m.yaml") == [
         "m.yaml:4:13: job '#1': prompt: must be a string, not a list",
-        "m.yaml:5:14: job '#1': seconds: must be a whole number of seconds from 4 to 30, "
-        "got true",
-        "m.yaml:6:9: job 'walk': id: the matrix gives several jobs the id 'walk' (use every "
-        "matrix variable in the id or the prompt)",
-        "m.yaml:8:13: job 'walk': prompt: unknown template variable {colour} (the matrix defines "
-        "animal; write {{ and }} for literal braces)",
-        "m.yaml:9:29: job '#3': matrix.colr: 'colr' is neither a field of omni-fast nor used as "
-        "{colr} in id or prompt",
+        ("m.yaml:5:14: job '#1': seconds: must be a whole number of seconds from 4 to 30, "
+        "got true"),
+        ("m.yaml:6:9: job 'walk': id: the matrix gives several jobs the id 'walk' (use every "
+        "matrix variable in the id or the prompt)"),
+        ("m.yaml:8:13: job 'walk': prompt: unknown template variable {colour} (the matrix defines "
+        "animal; write {{ and }} for literal braces)"),
+        ("m.yaml:9:29: job '#3': matrix.colr: 'colr' is neither a field of omni-fast nor used as "
+        "{colr} in id or prompt"),
         "m.yaml:12:14: job '#4': seconds: must be a whole number of seconds from 4 to 30, got 3",
         "m.yaml:13:13: job '#4': images: has 0 entries; at least 1 needed",
-        "m.yaml:15:14: job '#5': images[0]: a data URI here must look like "
-        "data:image/...;base64,...",
-        "m.yaml:17:22: job '#6': first_image_url: unsupported URL ftp://... (use a public "
-        "http(s) URL, a data: URI or a path relative to the manifest)",
+        ("m.yaml:15:14: job '#5': images[0]: a data URI here must look like "
+        "data:image/...;base64,..."),
+        ("m.yaml:17:22: job '#6': first_image_url: unsupported URL ftp://... (use a public "
+        "http(s) URL, a data: URI or a path relative to the manifest)"),
         "m.yaml:20:14: job '#7': seconds: must be 5, 10 or 15, got 7",
-        "m.yaml:21:13: job '#8': prompt: unknown template variable {oops} (this job has no "
-        "matrix; write {{ and }} for literal braces)",
+        ("m.yaml:21:13: job '#8': prompt: unknown template variable {oops} (this job has no "
+        "matrix; write {{ and }} for literal braces)"),
         "m.yaml:24:18: job 'w-{n}': id: {n} needs text or a number, not a list",
-        "m.yaml:25:9: job 'same': id: the matrix gives several jobs the id 'same' (use every "
-        "matrix variable in the id or the prompt)",
-        "m.yaml:29:5: job 'omni-fast-0c4600b6dc': id: same content as the job at m.yaml:28:5, "
+        ("m.yaml:25:9: job 'same': id: the matrix gives several jobs the id 'same' (use every "
+        "matrix variable in the id or the prompt)"),
+        ("m.yaml:29:5: job 'omni-fast-0c4600b6dc': id: same content as the job at m.yaml:28:5, "
         "so both get the id 'omni-fast-0c4600b6dc' (give each an id to generate it more than "
-        "once)",
+        "once)"),
     ]
 
 
@@ -246,9 +246,9 @@ jobs:
   - {id: empty-dir, video: .}
 """)
     assert errors_of(path) == [
-        f"{path}:4:32: job 'pdf': first_image_url: 'fake.jpg' is not a PNG, JPEG or WebP image "
-        "(it looks like a PDF)",
-        f"{path}:5:22: job 'big': video: 'big.mp4' is 16.0 MB; at most 15 MB allowed "
-        "(trim or re-encode the clip)",
+        (f"{path}:4:32: job 'pdf': first_image_url: 'fake.jpg' is not a PNG, JPEG or WebP image "
+        "(it looks like a PDF)"),
+        (f"{path}:5:22: job 'big': video: 'big.mp4' is 16.0 MB; at most 15 MB allowed "
+        "(trim or re-encode the clip)"),
         f"{path}:6:28: job 'empty-dir': video: '.' is a directory, not a file",
     ]

@@ -118,8 +118,8 @@ def test_omni_fast_text_to_video_needs_seconds_and_aspect_ratio() -> None:
 @pytest.mark.parametrize("field", ["video", "video_url", "input_video"])
 def test_omni_fast_rejects_reference_video(field: str) -> None:
     assert valid("omni-fast", images=["a"], **{field: "x.mp4"}) == [
-        f"{field}: omni-fast takes no reference video; use model omni-fast-v2v to edit or "
-        "extend a clip"]
+        (f"{field}: omni-fast takes no reference video; use model omni-fast-v2v to edit or "
+        "extend a clip")]
 
 
 @pytest.mark.parametrize("field", ["video", "video_url", "input_video"])
@@ -129,8 +129,8 @@ def test_v2v_takes_any_one_alias(field: str) -> None:
 
 def test_v2v_needs_exactly_one_reference_video() -> None:
     assert valid("omni-fast-v2v") == [
-        ": a reference video is required: set video (or its alias video_url or input_video) to "
-        "an MP4 URL, data URI or local file"]
+        (": a reference video is required: set video (or its alias video_url or input_video) to "
+        "an MP4 URL, data URI or local file")]
     assert valid("omni-fast-v2v", video="a.mp4", video_url="b.mp4") == [
         ": video, video_url and input_video are aliases of one field: set only one"]
 
