@@ -187,7 +187,7 @@ def test_plan_json(project: Path, capsys: pytest.CaptureFixture[str],
 def run_in_terminal(argv: list[str], cwd: Path, env: dict[str, str]) -> str:
     """Run the CLI with stdout on a real pseudo-terminal; returns what it wrote."""
     leader, follower = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "octobatch", *argv], check=False, cwd=cwd,
+    process = subprocess.Popen([sys.executable, "-m", "octobatch", *argv], cwd=cwd, env=env,
                                stdout=follower, stderr=subprocess.DEVNULL)
     os.close(follower)
     chunks = []
