@@ -232,6 +232,9 @@ class Engine:
             key, sent = entry.idempotency_key, entry.attempts
             if sent >= self._policy.uncertain_attempts:
                 self._fail(job_id, None, "uncertain", _uncertain_message(sent))
+            # The earlier POST (cut off by a crash or a lost answer) may have created a task:
+            # whatever this one creates may be a second, paid one.
+            self.store.update(job_id, possible_duplicate=True)
         else:
             if step.action not in _FRESH_SUBMIT and step.action is not Action.UNCERTAIN:
                 raise _Done
