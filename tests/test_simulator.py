@@ -221,7 +221,8 @@ async def test_requests_are_recorded_for_inspection(simulator: Simulator) -> Non
     assert simulator.peak_in_flight == 1
 
 
-async def test_peak_in_flight_counts_unfinished_tasks(make_simulator: Any, manual_clock: Any) -> None:
+async def test_peak_in_flight_counts_unfinished_tasks(make_simulator: Any,
+                                                      manual_clock: Any) -> None:
     clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock)
     async with aiohttp.ClientSession() as s:

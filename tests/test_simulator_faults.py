@@ -88,7 +88,8 @@ async def test_honour_idempotency_returns_the_same_task(make_simulator: Any) -> 
 @pytest.mark.parametrize(("fault", "status"), [("429", 429), ("429_bare", 429), ("500", 500),
                                                ("502", 502), ("503", 503)])
 async def test_poll_faults(make_simulator: Any, fault: str, status: int) -> None:
-    sim = await make_simulator(faults=Faults(**{f"poll_{fault}_first": 1}))
+    settings: dict[str, Any] = {f"poll_{fault}_first": 1}
+    sim = await make_simulator(faults=Faults(**settings))
     task_id = await new_task(sim)
     first = await call("GET", f"{sim.base_url}/v1/videos/{task_id}", headers=AUTH)
     second = await call("GET", f"{sim.base_url}/v1/videos/{task_id}", headers=AUTH)
@@ -116,7 +117,8 @@ async def completed_url(sim: Simulator) -> tuple[str, str]:
 
 @pytest.mark.parametrize("fault", ["429", "500", "502", "503"])
 async def test_download_errors_on_files_and_content(make_simulator: Any, fault: str) -> None:
-    sim = await make_simulator(latency=0, faults=Faults(**{f"download_{fault}_first": 2}))
+    settings: dict[str, Any] = {f"download_{fault}_first": 2}
+    sim = await make_simulator(latency=0, faults=Faults(**settings))
     task_id, url = await completed_url(sim)
     content = f"{sim.base_url}/v1/videos/{task_id}/content"
     assert (await call("GET", url))[0] == int(fault[:3])
@@ -195,7 +197,8 @@ async def test_slow_downloads_are_throttled(make_simulator: Any) -> None:
     assert time.monotonic() - started >= 0.35  # 40 kB at 100 kB/s
 
 
-async def test_urls_expire_and_a_new_poll_gives_a_fresh_one(make_simulator: Any, manual_clock: Any) -> None:
+async def test_urls_expire_and_a_new_poll_gives_a_fresh_one(make_simulator: Any,
+                                                            manual_clock: Any) -> None:
     clock = manual_clock
     sim = await make_simulator(latency=1.0, clock=clock, faults=Faults(url_ttl=60))
     task_id = await new_task(sim)
@@ -244,7 +247,8 @@ async def test_status_words(make_simulator: Any, manual_clock: Any, faults: Faul
 
 
 @pytest.mark.parametrize(("style", "shown"), [("int", 50), ("string", "50"), ("percent", "50%")])
-async def test_progress_styles(make_simulator: Any, manual_clock: Any, style: str, shown: object) -> None:
+async def test_progress_styles(make_simulator: Any, manual_clock: Any, style: Any,
+                               shown: object) -> None:
     clock = manual_clock
     sim = await make_simulator(latency=10.0, clock=clock, faults=Faults(progress_style=style))
     task_id = await new_task(sim)
@@ -253,7 +257,7 @@ async def test_progress_styles(make_simulator: Any, manual_clock: Any, style: st
 
 
 @pytest.mark.parametrize("location", ["video_url", "metadata", "data", "content"])
-async def test_result_url_locations(make_simulator: Any, location: str) -> None:
+async def test_result_url_locations(make_simulator: Any, location: Any) -> None:
     sim = await make_simulator(latency=0, faults=Faults(url_location=location))
     task_id = await new_task(sim)
     body = await poll_json(sim, task_id)

@@ -86,7 +86,7 @@ class Simulator:
 
         self.requests: list[RecordedRequest] = []
         self.tasks: dict[str, Task] = {}
-        self.created_per_prompt: Counter[str] = Counter()
+        self._created_per_prompt: Counter[str] = Counter()
         self.polls_per_task: Counter[str] = Counter()
         self.downloads_per_task: Counter[str] = Counter()
         self.peak_in_flight = 0
@@ -123,7 +123,7 @@ class Simulator:
 
     def tasks_created_per_prompt(self) -> Counter[str]:
         """How many tasks each prompt created: more than 1 means a job was paid for twice."""
-        return Counter(self.created_per_prompt)
+        return Counter(self._created_per_prompt)
 
     def in_flight(self) -> int:
         """Tasks created and not yet finished at the provider, now."""
@@ -187,7 +187,7 @@ class Simulator:
         task = Task(task_id, submission.model, submission.prompt, submission.params,
                     idempotency_key, now, int(time.time()), duration, outcome)
         self.tasks[task_id] = task
-        self.created_per_prompt[submission.prompt] += 1
+        self._created_per_prompt[submission.prompt] += 1
         if idempotency_key is not None:
             self._by_idempotency_key[idempotency_key] = task
         heapq.heappush(self._unfinished, task.finishes_at)

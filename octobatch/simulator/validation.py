@@ -96,7 +96,8 @@ def check_jimeng(model: str, form: Mapping[str, str], files: Mapping[str, bytes]
         if name not in JIMENG_FIELDS:
             raise Rejected(f"unknown field '{name}'")
     if "input_reference" in form:
-        raise Rejected("input_reference must be uploaded as a file part (-F input_reference=@img.png)")
+        raise Rejected("input_reference must be uploaded as a file part "
+                       "(-F input_reference=@image.png)")
     for name in files:
         if name != "input_reference":
             raise Rejected(f"field '{name}' must be text, not a file")
