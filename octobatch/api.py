@@ -1,0 +1,151 @@
+"""The library facade: load a manifest, plan it, run it, from Python instead of the shell.
+
+    import octobatch
+
+    manifest = octobatch.load_manifest("manifests/spring.yaml")
+    plan = octobatch.make_plan(manifest)          # what a run would do, no network
+    result = octobatch.run(manifest)              # OCTOPUSX_API_KEY from the environment
+    print(result.completed, result.failed, result.ok)
+
+Same guarantees as `octobatch run`: state is journaled as it changes, the lockfile and the
+gallery are written when the run ends (also when it is cancelled or raises), and a second
+call resumes. Events (`octobatch.progress`) go to `on_event`; nothing is printed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from octobatch import plan as planning
+from octobatch.client import DEFAULT_BASE_URL, VideoClient
+from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.errors import UsageError
+from octobatch.lockfile import StateStore, load_state
+from octobatch.manifest import Manifest, load_manifest
+from octobatch.plan import Plan
+from octobatch.progress import Emit, discard
+from octobatch.report import write_gallery
+
+__all__ = ["Manifest", "Plan", "RunResult", "load_manifest", "make_plan", "run", "run_async"]
+
+ManifestLike = Manifest | str | os.PathLike[str]
+
+
+def make_plan(manifest: ManifestLike, *, retry_failed: bool = False) -> Plan:
+    """What a run would do with each job and why: reads the lockfile and the output files."""
+    manifest = _as_manifest(manifest)
+    state = load_state(manifest.path)
+    outputs = planning.observe_outputs(manifest.lock_path.parent, state)
+    return planning.make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed)
+
+
+def run(
+    manifest: ManifestLike,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    concurrency: int | None = None,
+    poll_interval: float | None = None,
+    timeout: float | None = None,
+    retry_failed: bool = False,
+    prune: bool = False,
+    on_event: Emit | None = None,
+    simulate: bool = False,
+) -> RunResult:
+    """Run `manifest` to the end (blocking) and return the tally; see `run_async`."""
+    return asyncio.run(run_async(
+        manifest, base_url=base_url, api_key=api_key, concurrency=concurrency,
+        poll_interval=poll_interval, timeout=timeout, retry_failed=retry_failed, prune=prune,
+        on_event=on_event, simulate=simulate,
+    ))
+
+
+async def run_async(
+    manifest: ManifestLike,
+    *,
+    base_url: str | None = None,
+    api_key: str | None = None,
+    concurrency: int | None = None,
+    poll_interval: float | None = None,
+    timeout: float | None = None,
+    retry_failed: bool = False,
+    prune: bool = False,
+    on_event: Emit | None = None,
+    simulate: bool = False,
+) -> RunResult:
+    """Submit, poll and download every job of `manifest` that needs it; resume on a rerun.
+
+    `base_url` defaults to `OCTOBATCH_BASE_URL`, else the real API; `api_key` to
+    `OCTOPUSX_API_KEY`. `simulate=True` runs against a simulator started for this call (no key,
+    no network). `concurrency`, `poll_interval` and `timeout` override the manifest's
+    `settings`. Raises `ManifestError` for an invalid manifest, `UsageError` without a key,
+    `StateError` if another run holds the manifest's lock.
+    """
+    manifest = _as_manifest(manifest)
+    if simulate and base_url:
+        raise UsageError("simulate=True runs against the built-in simulator; drop base_url")
+    key = api_key or os.environ.get("OCTOPUSX_API_KEY", "")
+    if not simulate and not key:
+        raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key, pass api_key=..., "
+                         "or try simulate=True")
+    options = _options(manifest, concurrency=concurrency, poll_interval=poll_interval,
+                       timeout=timeout, prune=prune)
+    async with _endpoint(base_url, key, simulate) as (url, endpoint_key):
+        store = StateStore.open(manifest.path)
+        try:
+            async with VideoClient(url, endpoint_key, concurrency=options.concurrency) as client:
+                engine = Engine(store, client, options, on_event or discard)
+                outputs = planning.observe_outputs(store.lock_dir, store.state)
+                plan = planning.make_plan(manifest.jobs, store.state, outputs,
+                                          retry_failed=retry_failed)
+                return await engine.run(plan)
+        finally:
+            # Also on cancellation or an error: whatever happened is in the lockfile and the
+            # gallery, and the run lock is released.
+            store.close()
+            write_gallery(manifest, store.state)
+
+
+def _as_manifest(manifest: ManifestLike) -> Manifest:
+    return manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+
+
+def _options(
+    manifest: Manifest,
+    *,
+    concurrency: int | None,
+    poll_interval: float | None,
+    timeout: float | None,
+    prune: bool,
+) -> EngineOptions:
+    """Call arguments win over the manifest's settings; EngineOptions holds the defaults."""
+    settings = manifest.settings
+    chosen = {
+        "concurrency": concurrency or settings.concurrency,
+        "poll_interval": poll_interval or settings.poll_interval,
+        "timeout": timeout or settings.timeout,
+    }
+    given: dict[str, Any] = {name: value for name, value in chosen.items() if value is not None}
+    return EngineOptions(output_dir=manifest.output_dir, prune=prune, **given)
+
+
+@asynccontextmanager
+async def _endpoint(
+    base_url: str | None, api_key: str, simulate: bool
+) -> AsyncIterator[tuple[str, str]]:
+    """(base URL, key): the configured API, or a simulator that lives as long as the run."""
+    if not simulate:
+        yield base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL, api_key
+        return
+    from octobatch.simulator import DEMO_KEY, Simulator  # only simulated runs need it
+
+    simulator = Simulator()
+    try:
+        yield await simulator.start(), DEMO_KEY
+    finally:
+        await simulator.stop()
