@@ -61,6 +61,11 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def write_manifest(directory: Path, jobs: int) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     lines = ["version: 1", "defaults:", "  model: omni-fast", "  seconds: 8",
@@ -81,13 +86,15 @@ async def engine_run(base_url: str, directory: Path, jobs: int, concurrency: int
     t1 = time.perf_counter()
     options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
                             poll_interval=poll_interval)
+    cpu = cpu_seconds()
     async with VideoClient(base_url, DEMO_KEY, concurrency=concurrency) as client:
         result = await Engine(store, client, options).run(plan)
     t2 = time.perf_counter()
+    cpu = cpu_seconds() - cpu
     store.close()
     if result.completed != jobs:
         raise SystemExit(f"engine finished only {result.completed} of {jobs} jobs: {result}")
-    return {"load": t1 - t0, "run": t2 - t1, "state_bytes": store.bytes_written,
+    return {"load": t1 - t0, "run": t2 - t1, "cpu": cpu, "state_bytes": store.bytes_written,
             "rss_now": rss_mb(), "rss_peak": peak_rss_mb()}
 
 
@@ -132,24 +139,29 @@ async def main_async(args: argparse.Namespace, base_url: str) -> None:
               f"poll interval {args.poll_interval:g} s")
         print("\n(a) engine")
         sizes = sorted({args.small_jobs, args.jobs})
-        engine_rate = 0.0
+        engine_rate = engine_cpu = 0.0
         for size in sizes:
             numbers = await engine_run(base_url, work / f"engine-{size}", size,
                                        args.concurrency, args.poll_interval)
             rate = size / numbers["run"]
             engine_rate = rate
             print(f"  {size:>6} jobs: load+plan {numbers['load']:.1f} s, run {numbers['run']:.1f} s"
-                  f" = {rate:.1f} jobs/s; state bytes written {numbers['state_bytes'] / size:.0f}"
-                  f"/job; RSS now {numbers['rss_now']:.0f} MB, peak {numbers['rss_peak']:.0f} MB")
+                  f" = {rate:.1f} jobs/s, CPU {1000 * numbers['cpu'] / size:.1f} ms/job; state "
+                  f"bytes written {numbers['state_bytes'] / size:.0f}/job; RSS now "
+                  f"{numbers['rss_now']:.0f} MB, peak {numbers['rss_peak']:.0f} MB")
+            engine_cpu = numbers["cpu"] / size
             shutil.rmtree(work / f"engine-{size}" / "out")  # 1 MB per job adds up
         if not args.skip_bare:
             print("\n(b) overhead vs bare aiohttp")
+            cpu = cpu_seconds()
             seconds = await run_bare(base_url, args.jobs, args.concurrency, work / "bare",
                                      args.poll_interval)
+            bare_cpu = (cpu_seconds() - cpu) / args.jobs
             bare_rate = args.jobs / seconds
-            print(f"  bare aiohttp: {args.jobs} jobs in {seconds:.1f} s = {bare_rate:.1f} jobs/s")
-            print(f"  octobatch:    {engine_rate:.1f} jobs/s = {100 * engine_rate / bare_rate:.0f}% "
-                  "of bare")
+            print(f"  bare aiohttp: {args.jobs} jobs in {seconds:.1f} s = {bare_rate:.1f} jobs/s, "
+                  f"CPU {1000 * bare_cpu:.1f} ms/job")
+            print(f"  octobatch:    {engine_rate:.1f} jobs/s, CPU {1000 * engine_cpu:.1f} ms/job: "
+                  f"throughput {100 * engine_rate / bare_rate:.0f}% of bare")
             shutil.rmtree(work / "bare")
     finally:
         if not args.dir:

@@ -10,6 +10,7 @@ never sent to a host other than the API's own (signed result URLs live on CDNs).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import enum
 import hashlib
 import json
@@ -30,6 +31,7 @@ from octobatch.retry import parse_retry_after
 DEFAULT_BASE_URL = "https://octopusx.ai"
 CONNECT_TIMEOUT = 15.0  # seconds to establish a connection: nothing has been sent yet
 READ_TIMEOUT = 120.0  # seconds of silence on an open connection before we give up on it
+FILE_THREADS = 4
 _CHUNK = 256 * 1024  # download buffer: bounded memory per download whatever the video size
 _MAX_MESSAGE = 300
 
@@ -163,6 +165,10 @@ class VideoClient:
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        # Video writes and hashing get their own threads: in the default pool they would
+        # queue ahead of the journal's fsyncs, which every submission waits for.
+        self._files = concurrent.futures.ThreadPoolExecutor(FILE_THREADS,
+                                                            thread_name_prefix="octobatch-io")
 
     async def __aenter__(self) -> VideoClient:
         # Each job in flight needs at most one connection at a time; a few spare ones let a
@@ -182,6 +188,7 @@ class VideoClient:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        self._files.shutdown(wait=False)
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -227,16 +234,15 @@ class VideoClient:
                 digest = hashlib.sha256()
                 size = 0
                 buffer = bytearray()
-                async with aiofiles.open(dest, "wb") as out:
+                async with aiofiles.open(dest, "wb", executor=self._files) as out:
                     async for chunk in resp.content.iter_chunked(_CHUNK):
-                        digest.update(chunk)
                         size += len(chunk)
                         buffer += chunk
                         if len(buffer) >= _CHUNK:
-                            await out.write(bytes(buffer))
+                            await self._write_and_hash(out, digest, bytes(buffer))
                             buffer.clear()
                     if buffer:
-                        await out.write(bytes(buffer))
+                        await self._write_and_hash(out, digest, bytes(buffer))
         except aiohttp.ClientPayloadError as exc:
             raise TruncatedDownload(f"download interrupted: {_describe(exc)}") from None
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -246,6 +252,13 @@ class VideoClient:
         if size == 0:
             raise TruncatedDownload("download was empty")
         return Downloaded(bytes=size, sha256=digest.hexdigest())
+
+    async def _write_and_hash(self, out: Any, digest: Any, data: bytes) -> None:
+        # Both run in worker threads (hashlib releases the GIL on large buffers), so hashing a
+        # video costs the event loop nothing and overlaps with the write.
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(out.write(data), loop.run_in_executor(self._files, digest.update,
+                                                                   data))
 
     async def _request_json(
         self, method: str, url: str, headers: Mapping[str, str], kwargs: Mapping[str, Any]
