@@ -272,12 +272,13 @@ class PlainLines:
 class ProgressBar:
     """A terminal: a tqdm bar of jobs done/total with counts by state; ETA from tqdm."""
 
-    def __init__(self, stream: IO[str]) -> None:
+    def __init__(self, stream: IO[str], *, mininterval: float = 0.1) -> None:
         from tqdm import tqdm  # only the terminal listener needs it
 
         self._bar = tqdm(total=0, unit="job", file=stream, dynamic_ncols=True,
-                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}<{remaining}] "
-                                    "{postfix}")
+                         mininterval=mininterval,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                                    "[{elapsed}<{remaining}{postfix}]")
         self._write = tqdm.write
         self._stream = stream
         self.tally = Tally()
@@ -290,10 +291,9 @@ class ProgressBar:
             self._bar.refresh()
         if event.notable:
             self._write(event.describe(), file=self._stream)
+        self._bar.set_postfix_str(self.tally.summary(), refresh=False)
         gained = self.tally.finished - before
-        if gained:
-            self._bar.update(gained)
-        self._bar.set_postfix_str(self.tally.summary(), refresh=gained == 0)
+        self._bar.update(gained)  # redraws at most every `mininterval` seconds
         if isinstance(event, RunFinished):
             self._bar.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -14,6 +15,15 @@ import pytest
 from engine_helpers import prompts_jobs, write_manifest
 
 from octobatch.cli import main
+from octobatch.progress import (
+    Failed,
+    ProgressBar,
+    Progressed,
+    RunFinished,
+    RunStarted,
+    Skipped,
+    Submitted,
+)
 from octobatch.simulator import DEMO_KEY, Simulator
 
 FAST_FLAGS = ["--poll-interval", "0.02"]
@@ -113,3 +123,19 @@ def test_ctrl_c_saves_state_and_says_how_to_resume(simulator_thread: Any,
     assert f"Resume with: octobatch run {path}" in err
     lock = json.loads((tmp_path / "batch.lock.json").read_text())
     assert lock["jobs"]["slow"]["task_id"] in sim.tasks
+
+
+def test_progress_bar_counts_jobs_by_state() -> None:
+    stream = io.StringIO()
+    bar = ProgressBar(stream, mininterval=0)
+    bar(RunStarted(manifest="m.yaml", total=3))
+    bar(Skipped(job_id="a", reason="up to date"))
+    bar(Submitted(job_id="b", task_id="t1", attempt=1, possible_duplicate=False))
+    bar(Submitted(job_id="c", task_id="t2", attempt=1, possible_duplicate=False))
+    bar(Progressed(job_id="b", task_id="t1", status="running", progress=40))
+    bar(Failed(job_id="c", task_id="t2", code="generation_failed", message="no"))
+    shown = stream.getvalue()
+    assert "2/3" in shown and "1 running" in shown and "1 failed" in shown
+    assert "job 'c' failed (generation_failed): no" in shown
+    bar(RunFinished(manifest="m.yaml", completed=1, failed=1, unfinished=1,
+                    running_at_provider=1))
