@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,12 @@ def prompts_jobs(n: int, prefix: str = "clip") -> list[dict[str, Any]]:
 @dataclass
 class Outcome:
     result: RunResult
-    events: list[Event] = field(default_factory=list)
-    state: LockState | None = None
+    events: list[Event]
+    state: LockState  # as the next run would load it
+    lock_dir: Path
 
-    def named(self, name: str) -> list[Event]:
+    def named(self, name: str) -> list[Any]:
+        """The events called `name` (typed Any: tests read each kind's own fields)."""
         return [e for e in self.events if e.name == name]
 
 
@@ -73,7 +75,7 @@ async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool 
             result = await Engine(store, client, options, events.append).run(plan)
     finally:
         store.close()
-    return Outcome(result, events, load_state(manifest.path))
+    return Outcome(result, events, load_state(manifest.path), manifest_path.parent)
 
 
 def submits(sim: Simulator) -> list[Any]:

@@ -32,7 +32,7 @@ async def test_every_model_and_mode(make_simulator: Any, tmp_path: Path) -> None
     sim = await make_simulator()
     (tmp_path / "ref.png").write_bytes(png_bytes())
     omni = {"model": "omni-fast", "seconds": 8, "aspect_ratio": "16:9"}
-    jobs = [
+    jobs: list[dict[str, Any]] = [
         {**omni, "id": "t2v", "prompt": "ocean waves"},
         {**omni, "id": "first", "prompt": "first frame", "first_image_url": "ref.png"},
         {**omni, "id": "first-last", "prompt": "first and last", "first_image_url": "ref.png",
@@ -77,7 +77,7 @@ async def test_deleted_video_is_downloaded_again_without_a_new_task(
     before = len(submits(simulator))
     again = await run_engine(simulator, path)
     assert again.result.ok and len(submits(simulator)) == before
-    assert {e.job_id for e in again.named("downloaded")} == {"clip-1", "clip-2"}  # type: ignore[attr-defined]
+    assert {e.job_id for e in again.named("downloaded")} == {"clip-1", "clip-2"}
     assert_files_match(simulator, path)
 
 
