@@ -1,0 +1,123 @@
+"""Ctrl-C (SIGINT) during `octobatch run`, a second Ctrl-C, and two runs of one manifest."""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+from pathlib import Path
+
+from octobatch.lockfile import Status, journal_path_for, load_state, lock_path_for
+from octobatch.simulator import SimulatorThread
+from test_kill_resume import (
+    JOBS,
+    Attempt,
+    check_outputs,
+    prompt_of,
+    run_command,
+    run_env,
+    tasks_by_prompt,
+    write_manifest,
+)
+
+SECRET_KEY = "sk-live-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"
+
+
+def in_flight_at_provider(manifest: Path) -> int:
+    state = load_state(manifest)
+    return sum(1 for e in state.jobs.values()
+               if e.task_id and e.status in (Status.QUEUED, Status.RUNNING))
+
+
+def test_ctrl_c_saves_state_says_how_to_resume_and_the_rerun_submits_nothing_twice(
+    tmp_path: Path,
+) -> None:
+    manifest = write_manifest(tmp_path, JOBS)
+    with SimulatorThread(latency=0.6, seed=7, api_key=SECRET_KEY) as sim:
+        command = run_command(manifest, sim.base_url)
+        first = Attempt.start(command, tmp_path, "first", run_env(SECRET_KEY))
+        first.wait_for('"event": "submitted"')
+        first.process.send_signal(signal.SIGINT)
+        assert first.finish() == 130, first.output()
+
+        stderr = first.stderr.read_text()
+        running = in_flight_at_provider(manifest)
+        assert running > 0
+        assert f"{running} task{'s' if running != 1 else ''} still running at the provider" in stderr
+        assert re.search(r"Resume with: octobatch run \S*night\.yaml --base-url http://127\.0\.0\.1:\d+ ",
+                         stderr), stderr
+        submitted_before = tasks_by_prompt(sim)
+
+        second = Attempt.start(command, tmp_path, "second", run_env(SECRET_KEY))
+        assert second.finish() == 0, second.output()
+        state = load_state(manifest)
+        check_outputs(manifest, state, sim)
+        # Nothing was submitted twice: each prompt created exactly one task, and every task
+        # created before Ctrl-C is the one the rerun finished.
+        assert all(len(tasks) == 1 for tasks in tasks_by_prompt(sim).values()), tasks_by_prompt(sim)
+        for prompt, tasks in submitted_before.items():
+            job_id = "shot-" + prompt.split()[1]
+            assert state.jobs[job_id].task_id == tasks[0]
+        assert_key_nowhere(SECRET_KEY, tmp_path, [first, second])
+
+
+def test_second_ctrl_c_exits_at_once_and_the_journal_holds_every_task_id(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, JOBS)
+    # Tasks that never finish: the only way out of this run is a signal.
+    with SimulatorThread(latency=60, seed=8, api_key=SECRET_KEY) as sim:
+        attempt = Attempt.start(run_command(manifest, sim.base_url), tmp_path, "run",
+                                run_env(SECRET_KEY))
+        attempt.wait_for('"event": "submitted"')
+        attempt.process.send_signal(signal.SIGINT)
+        time.sleep(0.001)
+        attempt.process.send_signal(signal.SIGINT)
+        # 130 from octobatch itself, or death by SIGINT (a shell shows both as 130) when the
+        # second signal lands after the first one's orderly exit has already finished.
+        assert attempt.finish(timeout=10) in (130, -signal.SIGINT), attempt.output()
+        assert "interrupted" in attempt.stderr.read_text()
+
+        state = load_state(manifest)
+        recorded = {e.task_id for e in state.jobs.values() if e.task_id}
+        for prompt, tasks in tasks_by_prompt(sim).items():
+            entry = state.jobs[f"shot-{prompt.split()[1]}"]
+            # Every task the provider created is in the journal, unless its POST was still
+            # waiting for the answer, which the state then shows as an open submission.
+            assert set(tasks) <= recorded or entry.status in (Status.SUBMITTING, Status.UNCERTAIN), (
+                prompt, tasks, entry)
+        assert recorded
+        assert_key_nowhere(SECRET_KEY, tmp_path, [attempt])
+
+
+def test_a_second_run_of_the_same_manifest_is_refused(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, 4)
+    with SimulatorThread(latency=60, seed=9, api_key=SECRET_KEY) as sim:
+        command = run_command(manifest, sim.base_url)
+        first = Attempt.start(command, tmp_path, "first", run_env(SECRET_KEY))
+        try:
+            first.wait_for('"event": "run_started"')
+            second = Attempt.start(command, tmp_path, "second", run_env(SECRET_KEY))
+            assert second.finish() != 0
+            assert second.stderr.read_text() == (
+                f"octobatch: another octobatch run is already using {manifest} "
+                f"(pid {first.process.pid}); wait for it to finish or stop it\n"
+            )
+            assert second.stdout.read_text() == ""
+        finally:
+            first.process.send_signal(signal.SIGINT)
+            assert first.finish() == 130
+        created = sum(len(t) for t in tasks_by_prompt(sim).values())
+        assert created <= 4  # the refused run sent nothing
+        assert all(prompt_of(f"shot-{i}") in tasks_by_prompt(sim) for i in range(4))
+        assert_key_nowhere(SECRET_KEY, tmp_path, [first, second])
+
+
+def assert_key_nowhere(key: str, directory: Path, attempts: list[Attempt]) -> None:
+    """The API key is in no file a run wrote (state, outputs, gallery) and in no output."""
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    assert lock_path_for(directory / "night.yaml") in files
+    assert journal_path_for(lock_path_for(directory / "night.yaml")) in files
+    needle = key.encode()
+    for path in files:
+        assert needle not in path.read_bytes(), path
+    for attempt in attempts:
+        assert key not in attempt.output()
