@@ -7,8 +7,6 @@ import signal
 import time
 from pathlib import Path
 
-from octobatch.lockfile import Status, journal_path_for, load_state, lock_path_for
-from octobatch.simulator import SimulatorThread
 from test_kill_resume import (
     JOBS,
     Attempt,
@@ -19,6 +17,9 @@ from test_kill_resume import (
     tasks_by_prompt,
     write_manifest,
 )
+
+from octobatch.lockfile import Status, journal_path_for, load_state, lock_path_for
+from octobatch.simulator import SimulatorThread
 
 SECRET_KEY = "sk-live-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"
 
