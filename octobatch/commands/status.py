@@ -135,7 +135,8 @@ def render(report: StatusReport) -> str:
         n = len(report.manifest_errors)
         lines.append(
             f"{report.manifest} has {n} error{'s' if n != 1 else ''}, so what the next run would "
-            f"do is unknown; run `octobatch validate {report.manifest}` to see them"
+            f"do is unknown; run `octobatch validate {report.manifest}` to see "
+            + ("it" if n == 1 else "them")
         )
     elif not report.next_run:
         lines.append("next run: nothing to do, every job is completed and its file is in place")
