@@ -183,6 +183,7 @@ def test_everything_done(manifest: Path, capsys: pytest.CaptureFixture[str]) -> 
         store.remove(job_id)
     store.close()
     code, out = status(capsys, str(manifest))
+    assert code == 0
     assert out.endswith("1 job recorded: 1 completed\n  beach  completed  video_b1  out/beach.mp4\n\n"
                         "next run: nothing to do, every job is completed and its file is in place\n")
 
