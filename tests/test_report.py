@@ -277,3 +277,12 @@ def test_duration_is_submission_to_completion(
                        submitted_at=submitted, completed_at=completed_at),
     })
     assert shown in " ".join(card(render_gallery(manifest, state, now=NOW), "beach").text.split())
+
+
+def test_page_is_self_contained(manifest: Manifest) -> None:
+    state = LockState(manifest="spring.yaml", jobs={"beach": completed(manifest, "beach")})
+    page = render_gallery(manifest, state, now=NOW)
+    # Opened from disk, offline, years later: nothing may be fetched from anywhere else.
+    for needle in ("<script", "<link", "@import", "url(", "http://", "https://", "file://"):
+        assert needle not in page
+    assert '<meta charset="utf-8">' in page
