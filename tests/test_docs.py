@@ -77,14 +77,24 @@ def test_cli_doc_names_the_environment(name: str) -> None:
     assert f"`{name}`" in (DOCS / "cli.md").read_text(encoding="utf-8")
 
 
-def test_relative_links_point_at_real_files() -> None:
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+def test_relative_links_point_at_real_files_and_headings() -> None:
     broken = []
     for page in [README, *sorted(DOCS.glob("*.md"))]:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text(encoding="utf-8")):
+        links = re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text(encoding="utf-8"))
+        for target, anchor in links:
             if "://" in target or target.startswith("mailto:"):
                 continue
-            if not (page.parent / target).exists():
+            path = page.parent / target if target else page
+            if not path.exists():
                 broken.append(f"{page.relative_to(ROOT)} -> {target}")
+            elif anchor and anchor not in _anchors(path.read_text(encoding="utf-8")):
+                broken.append(f"{page.relative_to(ROOT)} -> {target}#{anchor}")
     assert not broken, f"broken links: {broken}"
 
 
