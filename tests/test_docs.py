@@ -101,3 +101,12 @@ def test_relative_links_point_at_real_files_and_headings() -> None:
 def test_readme_manifest_example_is_the_shipped_example() -> None:
     (example,) = re.findall(r"```yaml\n(.*?)```", README.read_text(encoding="utf-8"), re.DOTALL)
     assert example == (ROOT / "manifests" / "example.yaml").read_text(encoding="utf-8")
+
+
+def test_cli_doc_lists_every_json_event() -> None:
+    from octobatch.progress import Event
+
+    text = (DOCS / "cli.md").read_text(encoding="utf-8")
+    names = sorted(cls.name for cls in Event.__subclasses__())
+    assert len(names) > 10
+    assert [n for n in names if f"`{n}`" not in text] == []
