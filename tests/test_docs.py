@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from octobatch.cli import build_parser
+from octobatch.progress import Event
 from octobatch.reference import render_reference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,8 +105,6 @@ def test_readme_manifest_example_is_the_shipped_example() -> None:
 
 
 def test_cli_doc_lists_every_json_event() -> None:
-    from octobatch.progress import Event
-
     text = (DOCS / "cli.md").read_text(encoding="utf-8")
     names = sorted(cls.name for cls in Event.__subclasses__())
     assert len(names) > 10
