@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import enum
 import errno
 import fcntl
@@ -403,6 +404,9 @@ class StateStore:
             try:
                 journal_fd = os.open(journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
                 os.ftruncate(journal_fd, good)  # drop a torn tail before appending after it
+                # A new journal's directory entry must be durable too, or a power cut could
+                # take the whole file, fsynced records and all.
+                _fsync_dir(lock_path.parent)
             except OSError as exc:
                 raise StateError(f"{journal_path}: cannot open journal: {exc.strerror}") from None
         except BaseException:
@@ -415,10 +419,14 @@ class StateStore:
 
     # -- changes --
 
+    # Each change is validated and encoded before the in-memory state moves, so a rejected
+    # change leaves memory and journal in step.
+
     def put(self, job_id: str, entry: LockEntry) -> None:
         data = entry.to_json()  # a deep copy: later changes to `entry` do not leak in unjournaled
-        self.state.jobs[job_id] = _entry_from_json(data)
+        copy = _entry_from_json(data)
         self._queue({"op": "put", "job": job_id, "entry": data})
+        self.state.jobs[job_id] = copy
 
     def update(self, job_id: str, **changes: Any) -> None:
         entry = self.state.jobs[job_id]
@@ -426,14 +434,18 @@ class StateStore:
         for name, value in changes.items():
             _check_field(name, value)
             encoded[name] = value.value if isinstance(value, Status) else value
-        _set_fields(entry, encoded)
         self._queue({"op": "update", "job": job_id, "set": encoded})
+        _set_fields(entry, encoded)
 
     def remove(self, job_id: str) -> None:
-        del self.state.jobs[job_id]
+        if job_id not in self.state.jobs:
+            raise KeyError(job_id)
         self._queue({"op": "remove", "job": job_id})
+        del self.state.jobs[job_id]
 
     def _queue(self, record: dict[str, Any]) -> None:
+        if self._run_lock_fd is None:
+            raise RuntimeError(f"{self.lock_path}: state store used after close()")
         seq = self._seq + 1
         self._pending.append((seq, _encode(record)))
         self._seq = seq
@@ -464,18 +476,23 @@ class StateStore:
 
     def _flush(self) -> None:
         with self._io_lock:
-            chunks: list[bytes] = []
-            last = self._written
+            if self._run_lock_fd is None:
+                return  # closed: close() flushed everything
+            batch: list[tuple[int, bytes]] = []
             while self._pending:
-                last, line = self._pending.popleft()
-                chunks.append(line)
-            if not chunks:
+                batch.append(self._pending.popleft())
+            if not batch:
                 return
-            data = b"".join(chunks)
+            data = b"".join(line for _, line in batch)
             try:
                 _write_all(self._journal_fd, data)
                 os.fsync(self._journal_fd)
             except OSError as exc:
+                # Cut off what part of the batch got written and keep it queued, so a retry
+                # (or close) writes whole lines instead of leaving a corrupt one mid-journal.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self._journal_fd, self._journal_size)
+                self._pending.extendleft(reversed(batch))
                 raise StateError(
                     f"{self.journal_path}: cannot write journal: {exc.strerror}; "
                     "free space or fix permissions, then rerun to resume"
@@ -483,7 +500,7 @@ class StateStore:
             self.fsyncs += 1
             self.bytes_written += len(data)
             self._journal_size += len(data)
-            self._written = self._durable = last
+            self._written = self._durable = batch[-1][0]
 
     # -- compaction --
 
@@ -501,20 +518,22 @@ class StateStore:
     def _compact_to(self, seq: int, data: bytes) -> None:
         """Write the snapshot `data` (every change up to `seq`) and drop the journal it covers."""
         with self._io_lock:
-            if self._written > seq:
-                return  # newer changes reached the journal since the snapshot: keep them
+            if self._run_lock_fd is None or self._written > seq:
+                return  # closed, or newer changes reached the journal since the snapshot
             if _write_if_changed(self.lock_path, data):
                 self.bytes_written += len(data)
             self._lock_size = len(data)
             while self._pending and self._pending[0][0] <= seq:
                 self._pending.popleft()
+            # Durable now, in the lockfile; if truncating fails, replaying the old journal
+            # over the new lockfile changes nothing.
+            self._written = self._durable = max(self._durable, seq)
             try:
                 os.ftruncate(self._journal_fd, 0)
                 os.fsync(self._journal_fd)
             except OSError as exc:
                 raise StateError(f"{self.journal_path}: cannot truncate journal: {exc.strerror}") from None
             self._journal_size = 0
-            self._written = self._durable = max(self._durable, seq)
             self.compactions += 1
 
     def close(self) -> None:
@@ -525,9 +544,10 @@ class StateStore:
             self.sync_now()
             self.compact()
         finally:
-            os.close(self._journal_fd)
-            os.close(self._run_lock_fd)  # closing the descriptor releases the flock
-            self._run_lock_fd = None
+            with self._io_lock:
+                os.close(self._journal_fd)
+                os.close(self._run_lock_fd)  # closing the descriptor releases the flock
+                self._run_lock_fd = None
 
 
 def _size(path: Path) -> int:

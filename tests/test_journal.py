@@ -295,3 +295,43 @@ def test_kill_9_at_random_moments_loses_no_synced_change(manifest: Path) -> None
             assert job.status in (Status.SUBMITTING, Status.QUEUED)
             assert job.task_id in (None, f"video_{int(job_id[3:])}")
     assert len(acked) > 50  # the writers really got work done between kills
+
+
+FULL_DISK = textwrap.dedent("""
+    import resource, signal, sys
+    from pathlib import Path
+    from octobatch.errors import StateError
+    from octobatch.lockfile import LockEntry, StateStore, journal_path_for, lock_path_for
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
+    manifest = Path(sys.argv[1])
+    journal = journal_path_for(lock_path_for(manifest))
+    store = StateStore.open(manifest)
+    store.put("small", LockEntry(spec_hash="h1", model="omni-fast"))
+    store.sync_now()
+    size = journal.stat().st_size
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size + 100, resource.RLIM_INFINITY))
+    store.put("big", LockEntry(spec_hash="h2", model="omni-fast", spec={"prompt": "x" * 5000}))
+    try:
+        store.sync_now()
+    except StateError as exc:
+        print("error:", exc)
+    print("size unchanged:", journal.stat().st_size == size)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    store.sync_now()  # the failed batch is still queued and goes out whole
+    print("lines:", journal.read_bytes().count(b"\\n"))
+    import os; os._exit(0)  # no close(): what is on disk is what the journal holds
+""")
+
+
+def test_a_failed_journal_write_leaves_no_partial_line_and_is_retried(manifest: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-c", FULL_DISK, str(manifest)], env=env,
+                            capture_output=True, text=True, timeout=60, check=True)
+    assert result.stdout == (
+        f"error: {journal(manifest)}: cannot write journal: File too large; "
+        "free space or fix permissions, then rerun to resume\n"
+        "size unchanged: True\n"
+        "lines: 2\n"
+    ), result.stderr
+    assert set(load_state(manifest).jobs) == {"small", "big"}

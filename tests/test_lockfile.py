@@ -257,3 +257,13 @@ def test_second_open_in_the_same_process_is_refused(manifest: Path) -> None:
     with pytest.raises(StateError, match="another octobatch run is already using"):
         StateStore.open(manifest)
     first.close()
+
+
+def test_a_closed_store_refuses_changes(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", full_entry(1))
+    store.close()
+    with pytest.raises(RuntimeError, match="used after close"):
+        store.update("cat", attempts=5)
+    assert store.state.jobs["cat"].attempts == 1  # memory did not move ahead of the disk
+    assert load_state(manifest).jobs["cat"] == full_entry(1)
