@@ -111,3 +111,24 @@ async def test_a_second_run_of_the_same_manifest_is_refused(
         await run_async(manifest_path, base_url=slow.base_url, api_key=DEMO_KEY)
     assert (await first).ok
 
+
+
+async def test_cancelled_run_keeps_every_task_id_and_resumes(
+    manifest_path: Path, make_simulator: Callable[..., Awaitable[Simulator]]
+) -> None:
+    slow = await make_simulator(latency=1.0)
+    running = asyncio.create_task(run_async(manifest_path, base_url=slow.base_url,
+                                            api_key=DEMO_KEY))
+    # Cancel once every task id is durable (journaled), while the tasks are still running.
+    while sum(1 for e in load_state(manifest_path).jobs.values() if e.task_id) < 3:
+        await asyncio.sleep(0.01)
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    recorded = load_state(manifest_path).jobs
+    assert sorted(recorded) == JOB_IDS and all(e.task_id for e in recorded.values())
+    assert (manifest_path.parent.parent / "output" / "api" / "index.html").is_file()
+
+    result = await run_async(manifest_path, base_url=slow.base_url, api_key=DEMO_KEY)
+    assert result.ok and result.completed == 3
+    assert sorted(slow.tasks_created_per_prompt().values()) == [1, 1, 1]
