@@ -101,19 +101,22 @@ class FileChecker:
 
     root: Path  # the manifest's directory, resolved
     allow_outside: bool
+    _resolved: dict[str, Path]
     _seen: dict[Path, _Content]
 
     @classmethod
     def for_manifest(cls, manifest: Path, allow_outside: bool) -> FileChecker:
-        return cls(manifest.parent.resolve(), allow_outside, {})
+        return cls(manifest.parent.resolve(), allow_outside, {}, {})
 
     def check(
         self, value: str, field: str, kind: Literal["image", "video"], max_bytes: int | None
     ) -> LocalFile:
-        try:
-            path = (self.root / value).resolve()
-        except (OSError, ValueError):  # a NUL byte, a symlink loop
-            raise FileProblem(f"{value!r} is not a usable file path") from None
+        path = self._resolved.get(value)
+        if path is None:
+            try:
+                path = self._resolved[value] = (self.root / value).resolve()
+            except (OSError, ValueError):  # a NUL byte, a symlink loop
+                raise FileProblem(f"{value!r} is not a usable file path") from None
         if not self.allow_outside and not path.is_relative_to(self.root):
             raise FileProblem(
                 f"'{value}' is outside the manifest's directory",

@@ -9,13 +9,15 @@ complete Manifest or one ManifestError carrying all of them.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import hashlib
 import itertools
 import json
 import math
 import os
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +81,8 @@ def load_manifest(
     `<cwd>/output/<manifest stem>`. `schema_dir` replaces the shipped schemas (tests, new models).
     """
     loader = _Loader(Path(path), allow_outside_files, schema_dir or default_schema_dir())
-    return loader.load(output_dir)
+    with _collector_paused():
+        return loader.load(output_dir)
 
 
 def load_manifests(
@@ -101,6 +104,23 @@ def load_manifests(
     if diagnostics:
         raise ManifestError(diagnostics)
     return manifests
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cycle collector while a manifest loads.
+
+    A 10,000-job load allocates a few hundred thousand containers and frees almost none of
+    them before it returns, so the collector would walk the growing heap again and again
+    (a third or more of the load time) without finding anything: the data is acyclic.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def canonical_hash(canonical: Mapping[str, Any]) -> str:
@@ -463,6 +483,8 @@ class _Loader:
 
         `clean` adapts each value to where it goes (ids cannot hold the ':' of "16:9").
         """
+        if "{" not in template and "}" not in template:
+            return template
         ok = True
 
         def substitute(match: re.Match[str]) -> str:

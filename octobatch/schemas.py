@@ -10,7 +10,7 @@ import difflib
 import functools
 import importlib.resources
 import json
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,139 @@ def document_validator(schema_dir: Path) -> Draft202012Validator:
     return Draft202012Validator(schema)
 
 
+class FastCheck:
+    """A quick yes/no answer to "is this instance valid?", for manifests of 10,000 jobs.
+
+    Full validation costs about a millisecond per job; but jobs share most of their values
+    and all of their shapes. So an object is checked as (a) the rules that only look at which
+    keys are present, cached by key set, and (b) each property value on its own, cached by
+    value; arrays likewise per item. Any part of a schema that reads values in some other way
+    is validated whole (still cached by value). Only the verdict comes from here: the messages
+    for an invalid instance always come from the full validator.
+    """
+
+    MAX_CACHED = 200_000
+
+    def __init__(self, validator: Draft202012Validator, schema: Any = None) -> None:
+        self.root = validator
+        self.schema = self._follow(validator.schema if schema is None else schema)
+        self.kind = self._kind(self.schema)
+        self.parts: dict[str, FastCheck] = {}
+        self.items: FastCheck | None = None
+        self.shapes: dict[Any, bool] = {}
+        self.values: dict[Any, bool] = {}
+        if self.kind == "object":
+            props = self.schema.get("properties", {})
+            self.parts = {name: FastCheck(validator, sub) for name, sub in props.items()}
+            shape = {**self.schema, "properties": dict.fromkeys(props, True)}
+        elif self.kind == "array":
+            self.items = FastCheck(validator, self.schema["items"])
+            shape = {**self.schema, "items": True}
+        else:
+            shape = self.schema
+        self.shape = validator.evolve(schema=shape)
+
+    def is_valid(self, instance: Any) -> bool:
+        if self.kind == "object" and isinstance(instance, dict):
+            keys = frozenset(instance)
+            if not self._cached(self.shapes, keys, lambda: dict.fromkeys(instance)):
+                return False
+            for name, value in instance.items():
+                part = self.parts.get(name)
+                if part is not None and not part.is_valid(value):
+                    return False
+            return True
+        if self.kind == "array" and isinstance(instance, list):
+            if not self._cached(self.shapes, len(instance), lambda: [None] * len(instance)):
+                return False
+            assert self.items is not None
+            return all(self.items.is_valid(item) for item in instance)
+        return self._cached(self.values, _freeze(instance), lambda: instance)
+
+    def _cached(self, cache: dict[Any, bool], key: Any, instance: Callable[[], Any]) -> bool:
+        verdict = cache.get(key)
+        if verdict is None:
+            if len(cache) >= self.MAX_CACHED:
+                cache.clear()
+            verdict = cache[key] = self.shape.is_valid(instance())
+        return verdict
+
+    def _follow(self, schema: Any) -> Any:
+        """A schema that is only a local `$ref` (plus annotations) -> the schema it names."""
+        while isinstance(schema, dict) and isinstance(schema.get("$ref"), str) and not (
+            set(schema) - {"$ref", *_ANNOTATIONS}
+        ):
+            schema = self._resolve(schema["$ref"])
+        return schema
+
+    def _resolve(self, ref: str) -> Any:
+        if not ref.startswith("#/"):
+            return None
+        node: Any = self.root.schema
+        for part in ref[2:].split("/"):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def _kind(self, schema: Any) -> str:
+        if not isinstance(schema, dict):
+            return "whole"
+        own = set(schema) - _ANNOTATIONS - {"$defs", "$schema"}
+        if schema.get("type") == "array" and "items" in schema and own <= _ARRAY_SHAPE:
+            return "array"
+        if "properties" in schema and self._presence_only(schema, top=True):
+            return "object"
+        return "whole"
+
+    def _presence_only(self, schema: Any, *, top: bool = False) -> bool:
+        """Whether the rules of `schema` (its property schemas aside) only look at key names."""
+        if isinstance(schema, bool):
+            return True
+        if not isinstance(schema, dict):
+            return False
+        for key, value in schema.items():
+            if key in _ANNOTATIONS or key in _NAME_RULES or key in ("$defs", "$schema"):
+                continue
+            if key == "type":
+                if value != "object":
+                    return False
+            elif key == "properties" and top:
+                continue
+            elif key == "additionalProperties":
+                if not isinstance(value, bool):
+                    return False
+            elif key == "propertyNames":
+                continue  # applies to the names themselves
+            elif key in ("allOf", "anyOf", "oneOf"):
+                if not all(self._presence_only(sub) for sub in value):
+                    return False
+            elif key in ("not", "if", "then", "else"):
+                if not self._presence_only(value):
+                    return False
+            elif key == "$ref":
+                if not self._presence_only(self._resolve(value)):
+                    return False
+            else:
+                return False
+        return True
+
+
+_ANNOTATIONS = frozenset({"title", "description", "default", "examples", "$comment",
+                          MESSAGE_KEY, "x-octobatch"})
+_NAME_RULES = frozenset({"required", "dependentRequired", "minProperties", "maxProperties"})
+_ARRAY_SHAPE = frozenset({"type", "items", "minItems", "maxItems"})
+
+
+def _freeze(value: Any) -> Any:
+    """A hashable key that tells apart values JSON Schema tells apart (1, 1.5, True, "1")."""
+    if isinstance(value, list):
+        return ("list", tuple(_freeze(v) for v in value))
+    if isinstance(value, dict):
+        return ("dict", tuple(sorted((k, _freeze(v)) for k, v in value.items())))
+    return (type(value).__name__, value)
+
+
 @dataclass(frozen=True)
 class Problem:
     """One validation error, located by its path inside the validated instance."""
@@ -77,11 +210,24 @@ class Problem:
 
 def problems(validator: Draft202012Validator, instance: Any) -> list[Problem]:
     """Every error of `instance`, worded for users, without duplicates, in document order."""
+    if _fast_check(validator).is_valid(instance):
+        return []
     found: dict[Problem, None] = {}
     for error in validator.iter_errors(instance):
         for problem in _describe(error):
             found.setdefault(problem)
     return list(found)
+
+
+_FAST_CHECKS: dict[int, tuple[Draft202012Validator, FastCheck]] = {}
+
+
+def _fast_check(validator: Draft202012Validator) -> FastCheck:
+    # Validators are not hashable; keeping the validator alive keeps its id from being reused.
+    entry = _FAST_CHECKS.get(id(validator))
+    if entry is None:
+        entry = _FAST_CHECKS[id(validator)] = (validator, FastCheck(validator))
+    return entry[1]
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

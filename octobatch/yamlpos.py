@@ -2,24 +2,41 @@
 
 The manifest loader needs a line and column for every field it complains about, so it cannot
 use `yaml.safe_load`. Instead the document is composed into nodes (with libyaml when available:
-a 10,000-job manifest must load in well under a second) and converted here, recording where
-each value starts, keyed by its path from the root (`("jobs", 3, "size")`).
+a 10,000-job manifest must load in well under a second) and converted here; the nodes are kept
+so that the position of any value can be looked up afterwards by its path from the root
+(`("jobs", 3, "size")`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_STR_TAG = "tag:yaml.org,2002:str"
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, with a shortcut for the commonest scalar: plain text such as a prompt.
+
+    Resolving a plain scalar's type runs the implicit resolvers for its first character;
+    text starting with any other character is a string, and most of a manifest is such text.
+    """
+
+    _TYPED_STARTS = frozenset(k for k in _BaseLoader.yaml_implicit_resolvers if k)
+
+    def resolve(self, kind: Any, value: str, implicit: tuple[bool, bool]) -> str:
+        if kind is ScalarNode and implicit[0] and value and value[0] not in self._TYPED_STARTS:
+            return _STR_TAG
+        return str(super().resolve(kind, value, implicit))
+
 
 DocPath = tuple[Hashable, ...]
 
-_STR_TAG = "tag:yaml.org,2002:str"
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 _SEXAGESIMAL_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 # Aliases let a tiny file describe an exponentially large document ("billion laughs"); values
@@ -44,22 +61,61 @@ class YamlError(Exception):
         self.mark = mark
 
 
-@dataclass
 class SourceMap:
-    """Where each value (and each mapping key) of a parsed document was written."""
+    """Where each key and value of a parsed document was written, looked up by path.
 
-    values: dict[DocPath, Mark] = field(default_factory=dict)
-    keys: dict[DocPath, Mark] = field(default_factory=dict)
+    Positions are found by walking the node tree when asked (for an error, or once per job):
+    recording every position up front would cost more than the rest of the load.
+    """
+
+    def __init__(self, root: Node | None = None) -> None:
+        self.root = root
+        self._pairs: dict[int, dict[str, tuple[Node, Node]]] = {}
 
     def value(self, path: DocPath) -> Mark:
-        """The start of the value at `path`, or of its nearest recorded ancestor."""
-        while path not in self.values and path:
-            path = path[:-1]
-        return self.values.get(path, Mark(1, 1))
+        """The start of the value at `path`, or of its nearest ancestor that exists."""
+        _, node, _ = self._locate(path)
+        return _mark(node.start_mark) if node is not None else Mark(1, 1)
 
     def key(self, path: DocPath) -> Mark:
-        """The start of the key that introduces `path` (falls back to the value's position)."""
-        return self.keys.get(path) or self.value(path)
+        """The start of the key that introduces `path` (else where its value starts)."""
+        key_node, node, complete = self._locate(path)
+        if complete and key_node is not None:
+            return _mark(key_node.start_mark)
+        return _mark(node.start_mark) if node is not None else Mark(1, 1)
+
+    def _locate(self, path: DocPath) -> tuple[Node | None, Node | None, bool]:
+        key_node, node = None, self.root
+        for part in path:
+            pair = None
+            if isinstance(node, MappingNode) and isinstance(part, str):
+                pair = self._mapping_pairs(node).get(part)
+            elif isinstance(node, SequenceNode) and isinstance(part, int):
+                pair = (None, node.value[part]) if 0 <= part < len(node.value) else None
+            if pair is None:
+                return key_node, node, False
+            key_node, node = pair
+        return key_node, node, True
+
+    def _mapping_pairs(self, node: MappingNode) -> dict[str, tuple[Node, Node]]:
+        """Key text -> (key node, value node), merge keys applied as the builder applies them."""
+        pairs = self._pairs.get(id(node))
+        if pairs is None:
+            pairs = {}
+            merged: list[Node] = []
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    merged.append(value_node)
+                elif isinstance(key_node, ScalarNode):
+                    pairs.setdefault(key_node.value, (key_node, value_node))
+            for value_node in merged:
+                sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
+                for source in sources:
+                    if isinstance(source, MappingNode):
+                        for name, pair in self._mapping_pairs(source).items():
+                            pairs.setdefault(name, pair)
+            self._pairs[id(node)] = pairs
+        return pairs
 
 
 def parse(text: str) -> tuple[Any, SourceMap]:
@@ -69,7 +125,7 @@ def parse(text: str) -> tuple[Any, SourceMap]:
         node = loader.get_single_node()
         if node is None:
             return None, SourceMap()
-        return _Builder(loader).build(node)
+        return _Builder(loader).build(node), SourceMap(node)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "invalid YAML"
@@ -91,52 +147,38 @@ def _mark(mark: yaml.Mark) -> Mark:
 class _Builder:
     def __init__(self, loader: Any) -> None:
         self.loader = loader
-        self.smap = SourceMap()
         self.built: dict[int, Any] = {}  # node id -> value, so aliased nodes are built once
-        self.sizes: dict[int, int] = {}  # node id -> number of values it expands to
-        self.active: set[int] = set()  # nodes on the current path, to catch recursive aliases
+        self.active: set[int] = set()  # nodes being built, to catch recursive aliases
+        self.aliased = False
 
-    def build(self, root: Node) -> tuple[Any, SourceMap]:
-        if self._size(root, 0) > MAX_EXPANDED_VALUES:
+    def build(self, root: Node) -> Any:
+        value = self._value(root, 0)
+        if self.aliased and _expanded_size(root, {}) > MAX_EXPANDED_VALUES:
             raise YamlError(
                 f"the document expands to more than {MAX_EXPANDED_VALUES:,} values "
                 "through aliases; write the values out instead",
                 _mark(root.start_mark),
             )
-        return self._value(root, ()), self.smap
+        return value
 
-    def _size(self, node: Node, depth: int) -> int:
+    def _value(self, node: Node, depth: int) -> Any:
+        if isinstance(node, ScalarNode):
+            return node.value if self._is_text(node) else self.loader.construct_object(node)
         key = id(node)
-        if key in self.sizes:
-            return self.sizes[key]
+        built = self.built.get(key)
+        if built is not None:
+            self.aliased = True
+            return built
         if key in self.active:
             raise YamlError("recursive alias: a value contains itself", _mark(node.start_mark))
         if depth > MAX_DEPTH:
             raise YamlError(f"nested more than {MAX_DEPTH} levels deep", _mark(node.start_mark))
         self.active.add(key)
         if isinstance(node, SequenceNode):
-            size = 1 + sum(self._size(child, depth + 1) for child in node.value)
-        elif isinstance(node, MappingNode):
-            size = 1 + sum(
-                self._size(k, depth + 1) + self._size(v, depth + 1) for k, v in node.value
-            )
+            value: Any = [self._value(child, depth + 1) for child in node.value]
         else:
-            size = 1
+            value = self._mapping(node, depth)
         self.active.discard(key)
-        self.sizes[key] = size
-        return size
-
-    def _value(self, node: Node, path: DocPath) -> Any:
-        self.smap.values.setdefault(path, _mark(node.start_mark))
-        key = id(node)
-        if key in self.built:
-            return self.built[key]
-        if isinstance(node, ScalarNode):
-            value = node.value if self._is_text(node) else self.loader.construct_object(node)
-        elif isinstance(node, SequenceNode):
-            value = [self._value(child, (*path, i)) for i, child in enumerate(node.value)]
-        else:
-            value = self._mapping(node, path)
         self.built[key] = value
         return value
 
@@ -146,7 +188,7 @@ class _Builder:
         # always an aspect ratio or a time, so keep the text the user wrote.
         return node.tag == _STR_TAG or (node.tag in _SEXAGESIMAL_TAGS and ":" in node.value)
 
-    def _mapping(self, node: Node, path: DocPath) -> dict[str, Any]:
+    def _mapping(self, node: Node, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
         merged: list[Node] = []
         for key_node, value_node in node.value:
@@ -159,14 +201,27 @@ class _Builder:
             name = key_node.value
             if name in result:
                 raise YamlError(f"duplicate key '{name}'", _mark(key_node.start_mark))
-            child = (*path, name)
-            self.smap.keys[child] = _mark(key_node.start_mark)
-            result[name] = self._value(value_node, child)
+            result[name] = self._value(value_node, depth + 1)
         for value_node in merged:  # `<<: *base` fills in keys the mapping did not set itself
             sources = value_node.value if isinstance(value_node, SequenceNode) else [value_node]
             for source in sources:
                 if not isinstance(source, MappingNode):
                     raise YamlError("'<<' merges mappings only", _mark(source.start_mark))
-                for name, value in self._value(source, path).items():
+                for name, value in self._value(source, depth + 1).items():
                     result.setdefault(name, value)
         return result
+
+
+def _expanded_size(node: Node, sizes: dict[int, int]) -> int:
+    """How many values the document would hold with every alias copied out."""
+    key = id(node)
+    if key not in sizes:
+        if isinstance(node, SequenceNode):
+            sizes[key] = 1 + sum(_expanded_size(child, sizes) for child in node.value)
+        elif isinstance(node, MappingNode):
+            sizes[key] = 1 + sum(
+                _expanded_size(k, sizes) + _expanded_size(v, sizes) for k, v in node.value
+            )
+        else:
+            sizes[key] = 1
+    return sizes[key]

@@ -8,11 +8,20 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
 from octobatch.models import known_models, load_models
-from octobatch.schemas import default_schema_dir, did_you_mean, field_label, problems
+from octobatch.schemas import (
+    FastCheck,
+    default_schema_dir,
+    did_you_mean,
+    document_validator,
+    field_label,
+    problems,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMAS = REPO / "schemas"
@@ -145,3 +154,36 @@ def test_field_labels() -> None:
     assert field_label(("images", 2)) == "images[2]"
     assert field_label(("settings", "timeout")) == "settings.timeout"
     assert field_label(()) == ""
+
+
+# FastCheck must agree with full validation on anything a manifest can hold.
+_VALUES = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(-5, 40), st.floats(allow_nan=False),
+              st.sampled_from(["", "x", "16:9", "9:16", "720p", "4k", "5", "10", "1280x720",
+                               "720x1280", "omni-fast", "jimeng-video-3.0", "a.png"])),
+    lambda inner: st.one_of(st.lists(inner, max_size=7),
+                            st.dictionaries(st.sampled_from(["a", "id"]), inner, max_size=2)),
+    max_leaves=10,
+)
+_FIELDS = ["model", "prompt", "seconds", "size", "aspect_ratio", "resolution", "input_reference",
+           "first_image_url", "last_image_url", "images", "video", "video_url", "input_video",
+           "bogus"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(model=st.sampled_from(sorted(load_models())),
+       instance=st.dictionaries(st.sampled_from(_FIELDS), _VALUES, max_size=8))
+def test_fast_check_agrees_with_full_validation(model: str, instance: dict[str, Any]) -> None:
+    validator = load_models()[model].validator
+    assert FastCheck(validator).is_valid(instance) == validator.is_valid(instance)
+
+
+@settings(max_examples=200, deadline=None)
+@given(document=st.dictionaries(
+    st.sampled_from(["version", "jobs", "defaults", "settings", "output_dir", "x"]),
+    st.one_of(_VALUES, st.lists(st.dictionaries(st.sampled_from(
+        ["id", "matrix", "prompt", "model"]), _VALUES, max_size=3), max_size=3)),
+    max_size=5))
+def test_fast_check_agrees_on_documents(document: dict[str, Any]) -> None:
+    validator = document_validator(default_schema_dir())
+    assert FastCheck(validator).is_valid(document) == validator.is_valid(document)
