@@ -136,8 +136,11 @@ def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
             if kills == KILLS:
                 assert attempt.finish() == 0, attempt.output()
                 break
-            attempt.wait_for('"event": "run_started"')
-            time.sleep(rng.uniform(0.0, 0.8))
+            if kills % 3 == 0:  # during start-up: imports, loading, replay and compaction
+                time.sleep(rng.uniform(0.1, 0.6))
+            else:  # during the run itself
+                attempt.wait_for('"event": "run_started"')
+                time.sleep(rng.uniform(0.0, 0.8))
             attempt.process.kill()
             attempt.finish()
             kills += 1
@@ -170,8 +173,9 @@ def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
         assert len(journaled) > 0 and kills == KILLS
         # The dropped first submission really did leave a job with two paid tasks.
         assert any(len(tasks) > 1 for tasks in created.values())
-        names = {p.name for p in (tmp_path / "out").iterdir()}
-        assert names == {f"shot-{i}.mp4" for i in range(JOBS)} | {"index.html"}
+        # No partial download survives the resumed run (the gallery is not this test's business).
+        videos = {p.name for p in (tmp_path / "out").iterdir() if ".mp4" in p.name}
+        assert videos == {f"shot-{i}.mp4" for i in range(JOBS)}
 
 
 def test_a_kill_between_the_post_and_its_answer_is_reported_as_a_possible_duplicate(
