@@ -128,7 +128,7 @@ def test_a_new_model_is_one_schema_file(tmp_path: Path) -> None:
 def test_broken_declarations_are_named(tmp_path: Path, declaration: object, message: str
                                        ) -> None:
     schemas = _schema_copy(tmp_path)
-    schema = {"type": "object", "properties": {"model": {}, "prompt": {}}}
+    schema: dict[str, object] = {"type": "object", "properties": {"model": {}, "prompt": {}}}
     if declaration is not None:
         schema["x-octobatch"] = declaration
     (schemas / "models" / "broken.schema.json").write_text(json.dumps(schema))
