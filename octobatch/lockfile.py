@@ -169,7 +169,7 @@ def render_lockfile(state: LockState) -> bytes:
     return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
 
 
-def parse_lockfile(text: str, lock_path: Path, manifest_name: str) -> LockState:
+def parse_lockfile(text: str | bytes, lock_path: Path, manifest_name: str) -> LockState:
     try:
         data = json.loads(text)
         if not isinstance(data, dict):
@@ -188,7 +188,7 @@ def parse_lockfile(text: str, lock_path: Path, manifest_name: str) -> LockState:
                 jobs[job_id] = _entry_from_json(raw)
             except (ValueError, TypeError) as exc:
                 raise ValueError(f"job {job_id!r}: {exc}") from None
-    except (ValueError, TypeError) as exc:  # json.JSONDecodeError is a ValueError
+    except (ValueError, TypeError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
         raise StateError(
             f"{lock_path}: not a valid octobatch lockfile ({exc}); "
             "restore it from git (git checkout -- <file>) or move it away to start fresh"
@@ -199,11 +199,9 @@ def parse_lockfile(text: str, lock_path: Path, manifest_name: str) -> LockState:
 def read_lockfile(lock_path: Path, manifest_name: str) -> LockState:
     """Read the committed lockfile; a missing one is an empty state."""
     try:
-        text = lock_path.read_text(encoding="utf-8")
+        text = lock_path.read_bytes()
     except FileNotFoundError:
         return LockState(manifest=manifest_name)
-    except UnicodeDecodeError:
-        text = "\ufffd"  # reported as invalid JSON below, with the file name
     except OSError as exc:
         raise StateError(f"{lock_path}: cannot read lockfile: {exc.strerror}") from None
     return parse_lockfile(text, lock_path, manifest_name)
@@ -228,9 +226,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
     """Temp file in the same directory, fsync, rename over, fsync the directory.
 
     A reader sees the old file or the new one, never a mix; after a crash the file is one of
-    the two, never empty (the rename is durable only once the directory is fsynced).
+    the two, never empty (the rename is durable only once the directory is fsynced). The temp
+    name is fixed: only the holder of the run lock writes, and a temp file left by a killed
+    writer is simply overwritten.
     """
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = _temp_path(path)
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         try:
@@ -243,6 +243,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
         raise StateError(f"{path}: cannot write lockfile: {exc.strerror}") from None
     _fsync_dir(path.parent)
+
+
+def _temp_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp")
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -413,6 +417,7 @@ class StateStore:
             os.close(run_lock_fd)
             raise
         store = cls(manifest_path, lock_path, state, run_lock_fd, journal_fd, good, compact_min_bytes)
+        _temp_path(lock_path).unlink(missing_ok=True)  # left by a writer killed mid-compaction
         if good:
             store.compact()
         return store

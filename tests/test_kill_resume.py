@@ -173,9 +173,11 @@ def test_kill_9_at_random_moments_then_resume(tmp_path: Path) -> None:
         assert len(journaled) > 0 and kills == KILLS
         # The dropped first submission really did leave a job with two paid tasks.
         assert any(len(tasks) > 1 for tasks in created.values())
-        # No partial download survives the resumed run (the gallery is not this test's business).
+        # No partial download or lockfile survives the resumed run (the gallery is not this
+        # test's business).
         videos = {p.name for p in (tmp_path / "out").iterdir() if ".mp4" in p.name}
         assert videos == {f"shot-{i}.mp4" for i in range(JOBS)}
+        assert list(tmp_path.glob(".night.lock*")) == []
 
 
 def test_a_kill_between_the_post_and_its_answer_is_reported_as_a_possible_duplicate(
