@@ -267,3 +267,13 @@ def test_a_closed_store_refuses_changes(manifest: Path) -> None:
         store.update("cat", attempts=5)
     assert store.state.jobs["cat"].attempts == 1  # memory did not move ahead of the disk
     assert load_state(manifest).jobs["cat"] == full_entry(1)
+
+
+def test_a_temp_file_left_by_a_killed_compaction_is_cleared(manifest: Path) -> None:
+    lock = lock_path_for(manifest)
+    write_lockfile(lock, LockState("spring.yaml", {"cat": full_entry(1)}))
+    stale = lock.with_name(".spring.lock.json.tmp")
+    stale.write_bytes(b'{"version": 1, "jo')  # a writer killed halfway through
+    assert load_state(manifest).jobs["cat"] == full_entry(1)  # readers never look at it
+    StateStore.open(manifest).close()
+    assert not stale.exists()
