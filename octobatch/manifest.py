@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from octobatch.errors import Diagnostic, ManifestError
 from octobatch.jobs import JobSpec, LocalFile, Position
@@ -281,9 +281,10 @@ class _Loader:
 
         clashes = [key for key in matrix if key in own or key in _JOB_KEYS]
         for key in clashes:
-            self.report((*where, "matrix", key),
-                        f"'{key}' is set both on the job and in its matrix",
-                        job=label, field=f"matrix.{key}", hint="keep one of them", at_key=True)
+            message = (f"'{key}' cannot be a matrix key" if key in _JOB_KEYS
+                       else f"'{key}' is set both on the job and in its matrix")
+            self.report((*where, "matrix", key), message, job=label, field=f"matrix.{key}",
+                        hint=None if key in _JOB_KEYS else "keep one of them", at_key=True)
         count = math.prod(len(values) for values in matrix.values())
         if count > MAX_MATRIX_JOBS:
             self.report((*where, "matrix"), f"expands to {count:,} jobs; at most "
@@ -311,35 +312,77 @@ class _Loader:
         origins: dict[str, DocPath],
         variables: dict[str, _Variable],
     ) -> JobSpec | None:
+        """One job from its merged fields and one matrix combination; None if it is invalid."""
         fields = dict(base)
         origins = dict(origins)
         model = self.model_of(where, label, fields, origins, variables)
         if model is None:
             return None
         for key, origin in list(origins.items()):
-            if origin[0] == "defaults" and key in fields and not self.default_fits(
-                model, key
-            ):
+            if origin[0] == "defaults" and key in fields and not self.default_fits(model, key):
                 del fields[key], origins[key]
         for key, variable in variables.items():
             if key in model.fields:  # an API field: set on the job; other keys are variables
                 fields[key] = variable.value
                 origins[key] = variable.path
+
+        job_id = self.fill_templates(where, label, raw_id, model, fields, origins, variables)
+        if job_id is False or not self.valid_fields(where, job_id or label, model, fields,
+                                                    origins):
+            return None
+        label = job_id or label
+        for name, default in model.defaults.items():
+            fields.setdefault(name, default)
+        for name in model.numeric_fields:
+            if name in fields:
+                fields[name] = str(fields[name])
+        files = self.local_files(model, fields, origins, label)
+        if files is None:
+            return None
+
+        canonical = _canonical(model.name, fields, files)
+        spec_hash = canonical_hash(canonical)
+        if job_id is None:
+            job_id = f"{model.name}-{spec_hash[:10]}"
+            if not self.claim_id(job_id, where, derived=True):
+                return None
+        mark = self.smap.value(where)
+        return JobSpec(
+            id=job_id,
+            model=model.name,
+            fields=fields,
+            files=files,
+            spec_hash=spec_hash,
+            source=Position(self.file, mark.line, mark.column),
+            canonical=canonical,
+        )
+
+    def fill_templates(
+        self,
+        where: DocPath,
+        label: str,
+        raw_id: Any,
+        model: Model,
+        fields: dict[str, Any],
+        origins: dict[str, DocPath],
+        variables: dict[str, _Variable],
+    ) -> str | None | Literal[False]:
+        """Fill id and prompt from the matrix; the job's id (None: derive it), False if invalid."""
         used: set[str] = set()
-        job_id = raw_id
+        job_id = None
         ok = True
         if isinstance(raw_id, str):
             job_id = self.render(raw_id, (*where, "id"), "id", label, variables, used,
                                  clean=_id_safe)
-            ok = job_id is not None
-            if job_id is not None:
+            if job_id is None:
+                ok = False
+            elif not ID_PATTERN.fullmatch(job_id):
+                self.report((*where, "id"), f"invalid id {show(job_id)}", job=job_id,
+                            field="id", hint=ID_RULE)
+                ok = False
+            else:
                 label = job_id
-                if not ID_PATTERN.fullmatch(job_id):
-                    self.report((*where, "id"), f"invalid id {show(job_id)}", job=label,
-                                field="id", hint=ID_RULE)
-                    ok = False
-                elif not self.claim_id(job_id, where, derived=False):
-                    ok = False
+                ok = self.claim_id(job_id, where, derived=False)
         if isinstance(fields.get("prompt"), str):
             prompt = self.render(fields["prompt"], origins["prompt"], "prompt", label, variables,
                                  used)
@@ -355,9 +398,17 @@ class _Loader:
                     hint=did_you_mean(key, model.fields),
                 )
                 ok = False
-        if not ok:
-            return None
+        return job_id if ok else False
 
+    def valid_fields(
+        self,
+        where: DocPath,
+        label: str,
+        model: Model,
+        fields: dict[str, Any],
+        origins: dict[str, DocPath],
+    ) -> bool:
+        """Check the job's fields against its model's schema, reporting every problem."""
         for name in model.numeric_fields:
             if name in fields:
                 fields[name] = _as_number(fields[name])
@@ -376,34 +427,7 @@ class _Loader:
                 hint=hint,
                 at_key=problem.at_key,
             )
-        if found:
-            return None
-
-        for name, default in model.defaults.items():
-            fields.setdefault(name, default)
-        for name in model.numeric_fields:
-            if name in fields:
-                fields[name] = str(fields[name])
-        files = self.local_files(model, fields, origins, label)
-        if files is None:
-            return None
-
-        canonical = _canonical(model.name, fields, files)
-        spec_hash = canonical_hash(canonical)
-        if not isinstance(job_id, str):
-            job_id = f"{model.name}-{spec_hash[:10]}"
-            if not self.claim_id(job_id, where, derived=True):
-                return None
-        mark = self.smap.value(where)
-        return JobSpec(
-            id=job_id,
-            model=model.name,
-            fields=fields,
-            files=files,
-            spec_hash=spec_hash,
-            source=Position(self.file, mark.line, mark.column),
-            canonical=canonical,
-        )
+        return not found
 
     def default_fits(self, model: Model, key: str) -> bool:
         """Whether a default applies to a job of `model`.
