@@ -27,10 +27,27 @@ def jobs_by_id(path: Path, **kwargs: object) -> dict:
     return {job.id: job for job in load_manifest(path, **kwargs).jobs}  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("name", ["demo.yaml", "example.yaml"])
-def test_example_manifests_are_valid(name: str) -> None:
-    manifest = load_manifest(REPO / "manifests" / name)
-    assert manifest.jobs
+@pytest.mark.parametrize("path", sorted((REPO / "manifests").glob("*.yaml")),
+                         ids=lambda p: p.name)
+def test_example_manifests_are_valid(path: Path) -> None:
+    assert load_manifest(path).jobs
+
+
+def test_example_manifests_include_demo_and_example() -> None:
+    assert {"demo.yaml", "example.yaml"} <= {p.name for p in (REPO / "manifests").iterdir()}
+
+
+def test_every_image_format_is_recognised_by_content(tmp_path: Path,
+                                                     tiny_images: dict[str, bytes]) -> None:
+    for fmt, data in tiny_images.items():
+        (tmp_path / f"picture-{fmt}.bin").write_bytes(data)  # the name says nothing
+    path = write(tmp_path, """version: 1
+defaults: {model: omni-fast, prompt: x}
+jobs:
+  - {id: a, images: [picture-png.bin, picture-jpeg.bin, picture-webp.bin]}
+""")
+    [job] = load_manifest(path).jobs
+    assert [f.media_type for f in job.files] == ["image/png", "image/jpeg", "image/webp"]
 
 
 def test_demo_uses_every_model_and_mode() -> None:

@@ -244,11 +244,13 @@ jobs:
   - {id: pdf, first_image_url: fake.jpg, video: https://example.com/a.mp4}
   - {id: big, video: big.mp4}
   - {id: empty-dir, video: .}
-""")
+  - {id: big-inline, video: "data:video/mp4;base64,%s"}
+""" % ("A" * (21 * 1024 * 1024)))
     assert errors_of(path) == [
         (f"{path}:4:32: job 'pdf': first_image_url: 'fake.jpg' is not a PNG, JPEG or WebP image "
         "(it looks like a PDF)"),
         (f"{path}:5:22: job 'big': video: 'big.mp4' is 16.0 MB; at most 15 MB allowed "
         "(trim or re-encode the clip)"),
         f"{path}:6:28: job 'empty-dir': video: '.' is a directory, not a file",
+        f"{path}:7:29: job 'big-inline': video: the data URI holds more than 15 MB",
     ]
