@@ -38,6 +38,7 @@ from octobatch.client import (
     VideoClient,
     VideoStatus,
 )
+from octobatch.jobs import ApiRequest
 from octobatch.lockfile import LockEntry, StateStore, Status
 from octobatch.models import build_request
 from octobatch.plan import Action, Plan, Step
@@ -253,7 +254,8 @@ class Engine:
             self.store.update(job_id, status=Status.SUBMITTING)
             await self.store.sync()
             try:
-                video = await self.client.submit(request, key)
+                video = await _outlast_cancellation(
+                    asyncio.ensure_future(self._post(job_id, request, key, sent + 1)))
             except (RateLimited, ConnectionFailed) as exc:
                 certain_retries += 1
                 kind = "connection" if isinstance(exc, ConnectionFailed) else None
@@ -285,19 +287,24 @@ class Engine:
             break
         self.breaker.success()
         sent += 1
-        self.store.update(
-            job_id,
-            task_id=video.task_id,
-            status=Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED,
-            attempts=sent,
-            submitted_at=_now_iso(),
-            error=None,
-        )
-        await self.store.sync()  # the task id is on disk before anything else happens
         possible_duplicate = self.store.state.jobs[job_id].possible_duplicate
         self.emit(ev.Submitted(job_id=job_id, task_id=video.task_id, attempt=sent,
                                possible_duplicate=possible_duplicate))
         return video.task_id
+
+    async def _post(self, job_id: str, request: ApiRequest, key: str, attempt: int) -> VideoStatus:
+        """Send one submission and journal its task id before anything else happens."""
+        video = await self.client.submit(request, key)
+        self.store.update(
+            job_id,
+            task_id=video.task_id,
+            status=Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED,
+            attempts=attempt,
+            submitted_at=_now_iso(),
+            error=None,
+        )
+        await self.store.sync()
+        return video
 
     def _check_breaker(self, job_id: str) -> None:
         if self.breaker.is_open:
@@ -482,3 +489,23 @@ def _uncertain_message(sent: int) -> str:
 
 def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+async def _outlast_cancellation(task: asyncio.Future[VideoStatus]) -> VideoStatus:
+    """The result of `task`, which is left to finish even if the caller is cancelled meanwhile.
+
+    A submission's answer may be a paid task id: abandoning it on Ctrl-C would make the next
+    run pay again, so the POST and its journal record complete first (the client's timeouts
+    bound the wait) and the cancellation is re-raised after. A second Ctrl-C still exits at once.
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: whatever it was, the rerun deals with the job
+        raise asyncio.CancelledError
+    return task.result()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
+import threading
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from aiohttp import web
 from test_kill_resume import (
     JOBS,
     Attempt,
@@ -19,7 +24,7 @@ from test_kill_resume import (
 )
 
 from octobatch.lockfile import Status, journal_path_for, load_state, lock_path_for
-from octobatch.simulator import SimulatorThread
+from octobatch.simulator import Simulator, SimulatorThread
 
 SECRET_KEY = "sk-live-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"
 
@@ -110,6 +115,57 @@ def test_a_second_run_of_the_same_manifest_is_refused(tmp_path: Path) -> None:
         assert created <= 4  # the refused run sent nothing
         assert all(prompt_of(f"shot-{i}") in tasks_by_prompt(sim) for i in range(4))
         assert_key_nowhere(SECRET_KEY, tmp_path, [first, second])
+
+
+@contextmanager
+def simulator_answering_late(hold: float, created: threading.Event) -> Iterator[Simulator]:
+    """A simulator that creates each task at once but holds the POST's answer back `hold` s.
+
+    That is the window in which a Ctrl-C finds a paid task the run has not heard of yet.
+    """
+
+    @web.middleware
+    async def late(request: web.Request,
+                   handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        response = await handler(request)
+        if request.method == "POST":
+            created.set()
+            await asyncio.sleep(hold)
+        return response
+
+    sim = Simulator(latency=0.2, seed=10)
+    sim.app.middlewares.append(late)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    asyncio.run_coroutine_threadsafe(sim.start(), loop).result(10)
+    try:
+        yield sim
+    finally:
+        asyncio.run_coroutine_threadsafe(sim.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
+
+
+def test_ctrl_c_while_a_submission_awaits_its_answer_records_the_task(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, 1)
+    created = threading.Event()
+    with simulator_answering_late(0.5, created) as sim:
+        command = run_command(manifest, sim.base_url)
+        first = Attempt.start(command, tmp_path, "first", run_env())
+        assert created.wait(30), first.output()
+        first.process.send_signal(signal.SIGINT)  # the task exists; its answer is on the way
+        assert first.finish() == 130, first.output()
+        [task_id] = tasks_by_prompt(sim)[prompt_of("shot-0")]
+        entry = load_state(manifest).jobs["shot-0"]
+        assert (entry.task_id, entry.status) == (task_id, Status.QUEUED)
+        assert "1 task still running at the provider" in first.stderr.read_text()
+
+        second = Attempt.start(command, tmp_path, "second", run_env())
+        assert second.finish() == 0, second.output()
+        assert tasks_by_prompt(sim)[prompt_of("shot-0")] == [task_id]
+        assert not load_state(manifest).jobs["shot-0"].possible_duplicate
 
 
 def assert_key_nowhere(key: str, directory: Path, attempts: list[Attempt]) -> None:
