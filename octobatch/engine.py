@@ -231,11 +231,15 @@ class Engine:
         entry = step.entry
         if step.action is Action.UNCERTAIN and entry is not None and entry.idempotency_key:
             key, sent = entry.idempotency_key, entry.attempts
-            if sent >= self._policy.uncertain_attempts:
-                self._fail(job_id, None, "uncertain", _uncertain_message(sent))
+            if entry.status is Status.SUBMITTING:
+                # A run died during this POST: it counts against the bound, or repeated
+                # crashes could resubmit forever.
+                sent += 1
             # The earlier POST (cut off by a crash or a lost answer) may have created a task:
             # whatever this one creates may be a second, paid one.
-            self.store.update(job_id, possible_duplicate=True)
+            self.store.update(job_id, possible_duplicate=True, attempts=sent)
+            if sent >= self._policy.uncertain_attempts:
+                self._fail(job_id, None, "uncertain", _uncertain_message(sent))
         else:
             if step.action not in _FRESH_SUBMIT and step.action is not Action.UNCERTAIN:
                 raise _Done

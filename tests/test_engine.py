@@ -11,7 +11,7 @@ from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, w
 
 from octobatch.client import VideoClient
 from octobatch.engine import Engine, EngineOptions
-from octobatch.lockfile import StateStore, Status, load_state
+from octobatch.lockfile import LockEntry, StateStore, Status, load_state
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event, Submitted
@@ -160,3 +160,24 @@ async def test_concurrency_bounds_jobs_in_flight(make_simulator: Any, tmp_path: 
     outcome = await run_engine(sim, path, concurrency=3)
     assert outcome.result.completed == 12
     assert sim.peak_in_flight <= 3
+
+
+async def test_a_crash_during_submission_is_resubmitted_with_its_key_within_the_bound(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    manifest = load_manifest(path)
+    store = StateStore.open(manifest.path)
+    for job, crashed_posts in zip(manifest.jobs, (0, 2)):
+        # What a kill -9 during the POST leaves behind.
+        store.put(job.id, LockEntry(spec_hash=job.spec_hash, model=job.model,
+                                    spec=dict(job.canonical), status=Status.SUBMITTING,
+                                    idempotency_key=f"key-{job.id}", attempts=crashed_posts))
+    store.close()
+    outcome = await run_engine(simulator, path)
+    resumed, exhausted = outcome.state.jobs["clip-0"], outcome.state.jobs["clip-1"]
+    assert [r.idempotency_key for r in submits(simulator)] == ["key-clip-0"]
+    assert resumed.status is Status.COMPLETED and resumed.possible_duplicate
+    assert resumed.attempts == 2  # the crashed POST and the one that answered
+    assert exhausted.status is Status.FAILED and (exhausted.error or {})["code"] == "uncertain"
+    assert outcome.result.possible_duplicates == ("clip-0", "clip-1")
