@@ -44,7 +44,7 @@ ID_RULE = "ids start with a letter or digit and contain only letters, digits, '.
 # `{name}` is a matrix variable; `{{` and `}}` are literal braces.
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _NOT_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
-_NUMERIC_TEXT = re.compile(r"\s*[0-9]+\s*")
+_NUMERIC_TEXT = re.compile(r"\s*[0-9]{1,9}\s*")  # as the schemas' pattern; no huge ints
 MAX_MATRIX_JOBS = 100_000
 _JOB_KEYS = ("id", "matrix")  # keys of a job that are not API fields
 

@@ -163,7 +163,7 @@ class _Builder:
 
     def _value(self, node: Node, depth: int) -> Any:
         if isinstance(node, ScalarNode):
-            return node.value if self._is_text(node) else self.loader.construct_object(node)
+            return node.value if self._is_text(node) else self._scalar(node)
         key = id(node)
         built = self.built.get(key)
         if built is not None:
@@ -181,6 +181,18 @@ class _Builder:
         self.active.discard(key)
         self.built[key] = value
         return value
+
+    def _scalar(self, node: ScalarNode) -> Any:
+        try:
+            return self.loader.construct_object(node)
+        # PyYAML's scalar constructors fail with plain Python errors on values that match a
+        # type's pattern but not its rules: `2020-13-45`, `!!int x`, a 5,000-digit number.
+        except (ValueError, TypeError, AttributeError, OverflowError):
+            kind = node.tag.rsplit(":", 1)[-1]
+            raise YamlError(
+                f"cannot read {node.value[:40]!r} as {kind}; quote it if it is text",
+                _mark(node.start_mark),
+            ) from None
 
     @staticmethod
     def _is_text(node: ScalarNode) -> bool:

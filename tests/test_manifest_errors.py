@@ -108,6 +108,12 @@ def test_error_summary_counts_the_problems() -> None:
          "(expected a single document in the stream at line 1, column 1)")),
         (b"a: !python/object:os.system x\n", ("m.yaml:1:4: invalid YAML: could not determine a "
          "constructor for the tag '!python/object:os.system'")),
+        (b"version: 1\nt: 2020-13-45\n", ("m.yaml:2:4: invalid YAML: cannot read '2020-13-45' "
+         "as timestamp; quote it if it is text")),
+        (b"t: !!int x\n", ("m.yaml:1:4: invalid YAML: cannot read 'x' as int; quote it if it "
+         "is text")),
+        (b"t: " + b"1" * 5000 + b"\n", ("m.yaml:1:4: invalid YAML: cannot read '" + "1" * 40
+         + "' as int; quote it if it is text")),
     ],
 )
 def test_unreadable_documents(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
@@ -201,7 +207,8 @@ jobs:
     matrix: {aspect_ratio: ["16:9", "9:16"]}
   - prompt: dup
   - prompt: dup
-""")
+  - {prompt: huge, seconds: "%s"}
+""" % ("1" * 5000))
     monkeypatch.chdir(tmp_path)
     assert errors_of("m.yaml") == [
         "m.yaml:4:13: job '#1': prompt: must be a string, not a list",
@@ -228,6 +235,8 @@ jobs:
         ("m.yaml:29:5: job 'omni-fast-0c4600b6dc': id: same content as the job at m.yaml:28:5, "
         "so both get the id 'omni-fast-0c4600b6dc' (give each an id to generate it more than "
         "once)"),
+        ("m.yaml:30:29: job '#13': seconds: must be a whole number of seconds from 4 to 30, got "
+         "'" + "1" * 57 + "...'"),
     ]
 
 
