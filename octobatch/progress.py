@@ -273,29 +273,35 @@ class ProgressBar:
     """A terminal: a tqdm bar of jobs done/total with counts by state; ETA from tqdm."""
 
     def __init__(self, stream: IO[str], *, mininterval: float = 0.1) -> None:
-        from tqdm import tqdm  # only the terminal listener needs it
-
-        self._bar = tqdm(total=0, unit="job", file=stream, dynamic_ncols=True,
-                         mininterval=mininterval,
-                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
-                                    "[{elapsed}<{remaining}{postfix}]")
-        self._write = tqdm.write
         self._stream = stream
+        self._mininterval = mininterval
+        self._bar: Any = None  # drawn from the first run_started, when the total is known
         self.tally = Tally()
 
     def __call__(self, event: Event) -> None:
         before = self.tally.finished
         self.tally.feed(event)
         if isinstance(event, RunStarted):
-            self._bar.total = self.tally.total
-            self._bar.refresh()
+            self._start()
+        if self._bar is None:
+            return
         if event.notable:
-            self._write(event.describe(), file=self._stream)
+            self._bar.write(event.describe(), file=self._stream)
         self._bar.set_postfix_str(self.tally.summary(), refresh=False)
-        gained = self.tally.finished - before
-        self._bar.update(gained)  # redraws at most every `mininterval` seconds
+        self._bar.update(self.tally.finished - before)  # redraws at most every mininterval
         if isinstance(event, RunFinished):
             self._bar.close()
+
+    def _start(self) -> None:
+        if self._bar is not None:
+            self._bar.total = self.tally.total
+            return
+        from tqdm import tqdm  # only the terminal listener needs it
+
+        self._bar = tqdm(total=self.tally.total, unit="job", file=self._stream,
+                         dynamic_ncols=True, mininterval=self._mininterval,
+                         bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
+                                    "[{elapsed}<{remaining}{postfix}]")
 
 
 def make_listener(stream: IO[str], *, json_lines: bool, quiet: bool) -> Emit:
