@@ -160,6 +160,8 @@ def _summary(manifest: Manifest, result: RunResult) -> str:
         line += f"\nsubmissions were stopped: {result.submissions_stopped}"
     if result.unfinished:
         line += "\nrerun the same command to resume the unfinished jobs"
+    if result.failed:
+        line += "\nadd --retry-failed to submit the failed jobs again"
     return line
 
 
