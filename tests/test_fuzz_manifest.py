@@ -41,6 +41,9 @@ SCALARS = st.one_of(
                      "data:image/png;base64,AAAA", "https://example.com/a.png", "{animal}",
                      "{{", "x-{animal}", "", "5", "8", "1280x720", "\x00", "~/.ssh/id_rsa"]),
     st.text(max_size=12),
+    st.just("9" * 5000),
+    st.integers(min_value=10**20, max_value=10**30),
+    st.dates(),
 )
 VALUES = st.recursive(
     SCALARS,
@@ -136,8 +139,11 @@ def test_text_mutations_of_the_demo(workdir: Path, data: st.DataObject) -> None:
     for _ in range(data.draw(st.integers(1, 4))):
         at = data.draw(st.integers(0, len(text)))
         cut = data.draw(st.integers(0, 20))
-        insert = data.draw(st.sampled_from(["", ":", "- ", "  ", "\n", "{", "[", "&a ", "*a",
-                                            "!!binary ", "\t", '"', "'", "<<: ", "#"]))
+        insert = data.draw(st.sampled_from([
+            "", ":", "- ", "  ", "\n", "{", "[", "&a ", "*a", "\t", '"', "'", "<<: ", "#",
+            "!!binary ", "!!int ", "!!float ", "!!timestamp ", "!!map ", "!!set ", "!custom ",
+            "2020-13-45 ", "1" * 5000, "? ",
+        ]))
         text = text[:at] + insert + text[at + cut:]
     check(workdir, text, cli=True)
 
