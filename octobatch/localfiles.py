@@ -144,6 +144,9 @@ class FileChecker:
             return self._seen[path]
         digest = hashlib.sha256()
         try:
+            if path.exists() and not path.is_dir() and not path.is_file():
+                # A FIFO or a device (/dev/zero) would block or never end.
+                raise FileProblem(f"'{value}' is not a regular file")
             with path.open("rb") as f:
                 head = f.read(16)
                 digest.update(head)

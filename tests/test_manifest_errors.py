@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -238,6 +239,14 @@ jobs:
         ("m.yaml:30:29: job '#13': seconds: must be a whole number of seconds from 4 to 30, got "
          "'" + "1" * 57 + "...'"),
     ]
+
+
+def test_special_files_are_refused_without_reading_them(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe.png")  # opening it for reading would block forever
+    path = write(tmp_path, "version: 1\njobs:\n  - {id: a, model: jimeng-video-3.0, prompt: x, "
+                 "input_reference: pipe.png}\n")
+    assert errors_of(path) == [
+        f"{path}:3:66: job 'a': input_reference: 'pipe.png' is not a regular file"]
 
 
 def test_wrong_format_image_and_large_video(tmp_path: Path) -> None:
