@@ -306,7 +306,7 @@ def _replay(state: LockState, data: bytes, journal_path: Path) -> int:
     dropped (its sync never returned). A bad line anywhere else is corruption.
     """
     good = data.rfind(b"\n") + 1
-    for number, line in enumerate(data[:good].splitlines(), start=1):
+    for number, line in enumerate(data[:good].split(b"\n")[:-1], start=1):
         try:
             _apply(state, json.loads(line))
         except (ValueError, TypeError) as exc:
