@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import os
 import random
@@ -11,9 +12,13 @@ import subprocess
 import sys
 import textwrap
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from octobatch.errors import StateError
 from octobatch.lockfile import (
@@ -335,3 +340,46 @@ def test_a_failed_journal_write_leaves_no_partial_line_and_is_retried(manifest: 
         "lines: 2\n"
     ), result.stderr
     assert set(load_state(manifest).jobs) == {"small", "big"}
+
+
+# --- any sequence of changes ------------------------------------------------------------------
+
+JOB_IDS = st.sampled_from(["a", "b", "c", "d"])
+CHANGES = st.fixed_dictionaries({}, optional={
+    "status": st.sampled_from(list(Status)),
+    "task_id": st.none() | st.text(max_size=8),
+    "attempts": st.integers(0, 5),
+    "error": st.none() | st.fixed_dictionaries({"code": st.text(max_size=5), "message": st.text(max_size=20)}),
+    "possible_duplicate": st.booleans(),
+})
+OPS = st.lists(st.one_of(
+    st.tuples(st.just("put"), JOB_IDS, st.text(max_size=10)),
+    st.tuples(st.just("update"), JOB_IDS, CHANGES),
+    st.tuples(st.just("remove"), JOB_IDS, st.none()),
+    st.tuples(st.just("compact"), st.none(), st.none()),
+), max_size=40)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(ops=OPS)
+def test_any_sequence_of_changes_replays_to_the_same_state(tmp_path: Path, ops: list[Any]) -> None:
+    manifest = tmp_path / f"m{uuid.uuid4().hex}.yaml"
+    store = StateStore.open(manifest, compact_min_bytes=300)
+    for op, job_id, arg in ops:
+        if op == "put":
+            store.put(job_id, LockEntry(spec_hash=arg, model="omni-fast", spec={"prompt": arg}))
+        elif op == "update" and job_id in store.state.jobs:
+            store.update(job_id, **arg)
+        elif op == "remove" and job_id in store.state.jobs:
+            store.remove(job_id)
+        elif op == "compact":
+            store.maybe_compact()
+    store.sync_now()
+    assert load_state(manifest) == store.state  # lockfile + journal, as a crash would leave them
+    leftover = journal(manifest).read_bytes()
+    expected = copy.deepcopy(store.state)
+    store.close()
+    assert read_lockfile(lock_path_for(manifest), manifest.name) == expected
+    # Replaying a journal the lockfile already holds (a crash right after compaction).
+    journal(manifest).write_bytes(leftover)
+    assert load_state(manifest) == expected
