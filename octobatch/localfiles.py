@@ -2,14 +2,15 @@
 
 A manifest is often someone else's file, so local paths are confined to the manifest's own
 directory tree (after resolving symlinks) unless the user allows otherwise; and content is
-checked by magic bytes, because the provider rejects a mislabelled file only after queueing.
+checked by its magic bytes, not its name, so a mislabelled or broken file is caught before
+anything is submitted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -47,9 +48,7 @@ def ref_form(value: str) -> RefForm:
 def check_data_uri(value: str, kind: Literal["image", "video"], max_bytes: int | None) -> None:
     header, sep, payload = value.partition(",")
     if not sep or not header.startswith(f"data:{kind}/") or not header.endswith(";base64"):
-        raise FileProblem(
-            f"a data URI here must look like data:{kind}/...;base64,...",
-        )
+        raise FileProblem(f"a data URI here must look like data:{kind}/...;base64,...")
     if max_bytes is not None and len(payload) * 3 // 4 > max_bytes:
         raise FileProblem(f"the data URI holds more than {_megabytes(max_bytes)}")
 
@@ -101,16 +100,17 @@ class FileChecker:
 
     root: Path  # the manifest's directory, resolved
     allow_outside: bool
-    _resolved: dict[str, Path]
-    _seen: dict[Path, _Content]
+    _resolved: dict[str, Path] = field(default_factory=dict)
+    _seen: dict[Path, _Content] = field(default_factory=dict)
 
     @classmethod
     def for_manifest(cls, manifest: Path, allow_outside: bool) -> FileChecker:
-        return cls(manifest.parent.resolve(), allow_outside, {}, {})
+        return cls(manifest.parent.resolve(), allow_outside)
 
     def check(
-        self, value: str, field: str, kind: Literal["image", "video"], max_bytes: int | None
+        self, value: str, label: str, kind: Literal["image", "video"], max_bytes: int | None
     ) -> LocalFile:
+        """Check the local file `value` (written for API field `label`) and hash it."""
         path = self._resolved.get(value)
         if path is None:
             try:
@@ -137,7 +137,7 @@ class FileChecker:
                 "trim or re-encode the clip",
             )
         assert media_type is not None  # both kinds checked above
-        return LocalFile(field, path, content.sha256, media_type, content.size)
+        return LocalFile(label, path, content.sha256, media_type, content.size)
 
     def _read(self, value: str, path: Path) -> _Content:
         if path in self._seen:
