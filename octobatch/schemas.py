@@ -115,6 +115,8 @@ class FastCheck:
         return self._cached(self.values, _freeze(instance), lambda: instance)
 
     def _cached(self, cache: dict[Any, bool], key: Any, instance: Callable[[], Any]) -> bool:
+        if key is None:
+            return bool(self.shape.is_valid(instance()))
         verdict = cache.get(key)
         if verdict is None:
             if len(cache) >= self.MAX_CACHED:
@@ -190,12 +192,19 @@ _ARRAY_SHAPE = frozenset({"type", "items", "minItems", "maxItems"})
 
 
 def _freeze(value: Any) -> Any:
-    """A hashable key that tells apart values JSON Schema tells apart (1, 1.5, True, "1")."""
+    """A hashable key that tells apart values JSON Schema tells apart (1, 1.5, True, "1").
+
+    None for values that cannot be keyed (whatever else YAML may produce): not cached.
+    """
     if isinstance(value, list):
-        return ("list", tuple(_freeze(v) for v in value))
+        items = tuple(_freeze(v) for v in value)
+        return None if None in items else ("list", items)
     if isinstance(value, dict):
-        return ("dict", tuple(sorted((k, _freeze(v)) for k, v in value.items())))
-    return (type(value).__name__, value)
+        pairs = tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+        return None if any(v is None for _, v in pairs) else ("dict", pairs)
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return (type(value).__name__, value)
+    return None
 
 
 @dataclass(frozen=True)

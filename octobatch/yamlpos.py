@@ -38,6 +38,11 @@ class _Loader(_BaseLoader):  # type: ignore[misc, valid-type]
 DocPath = tuple[Hashable, ...]
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_YAML_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = frozenset(
+    _YAML_TAG + name
+    for name in ("str", "int", "float", "bool", "null", "timestamp", "binary")
+)
 _SEXAGESIMAL_TAGS = ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")
 # Aliases let a tiny file describe an exponentially large document ("billion laughs"); values
 # are shared rather than copied, and a document that would expand beyond this many values is
@@ -183,6 +188,9 @@ class _Builder:
         return value
 
     def _scalar(self, node: ScalarNode) -> Any:
+        if node.tag.startswith(_YAML_TAG) and node.tag not in _SCALAR_TAGS:  # `!!set x`
+            raise YamlError(f"a {node.tag.rsplit(':', 1)[-1]} cannot be written as a plain "
+                            "value", _mark(node.start_mark))
         try:
             return self.loader.construct_object(node)
         # PyYAML's scalar constructors fail with plain Python errors on values that match a

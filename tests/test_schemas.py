@@ -160,7 +160,8 @@ def test_field_labels() -> None:
 _VALUES = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(-5, 40), st.floats(allow_nan=False),
               st.sampled_from(["", "x", "16:9", "9:16", "720p", "4k", "5", "10", "1280x720",
-                               "720x1280", "omni-fast", "jimeng-video-3.0", "a.png"])),
+                               "720x1280", "omni-fast", "jimeng-video-3.0", "a.png"]),
+              st.dates(), st.binary(max_size=3)),
     lambda inner: st.one_of(st.lists(inner, max_size=7),
                             st.dictionaries(st.sampled_from(["a", "id"]), inner, max_size=2)),
     max_leaves=10,
