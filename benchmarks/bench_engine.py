@@ -3,12 +3,12 @@
 (a) N jobs (default 10,000) against the simulator in a separate process, near-zero task
     latency, 1 MB videos, concurrency 64: wall time, jobs/s, peak RSS of this (the octobatch)
     process, and state bytes written per job at a small and the full size.
-(b) The same work done by a bare aiohttp script (benchmarks/bare_aiohttp.py): both
-    throughputs and the ratio.
+(b) The same work done by a bare aiohttp script (benchmarks/bare_aiohttp.py), in alternating
+    rounds: both throughputs, CPU per job and the median ratio.
 (c) Polls per job for a task of L seconds: adaptive pacing vs a fixed interval chosen to give
     the same mean detection delay (modelled on the simulator's progress curve).
 
-Quick run: python benchmarks/bench_engine.py --jobs 1000 --small-jobs 200
+Quick run: python benchmarks/bench_engine.py --jobs 1000 --small-jobs 200 --compare-jobs 500
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import math
 import random
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -138,35 +139,43 @@ async def main_async(args: argparse.Namespace, base_url: str) -> None:
               f"videos {args.video_bytes / 1e6:g} MB, concurrency {args.concurrency}, "
               f"poll interval {args.poll_interval:g} s")
         print("\n(a) engine")
-        sizes = sorted({args.small_jobs, args.jobs})
-        engine_rate = engine_cpu = 0.0
-        for size in sizes:
+        for size in sorted({args.small_jobs, args.jobs}):
             numbers = await engine_run(base_url, work / f"engine-{size}", size,
                                        args.concurrency, args.poll_interval)
-            rate = size / numbers["run"]
-            engine_rate = rate
             print(f"  {size:>6} jobs: load+plan {numbers['load']:.1f} s, run {numbers['run']:.1f} s"
-                  f" = {rate:.1f} jobs/s, CPU {1000 * numbers['cpu'] / size:.1f} ms/job; state "
-                  f"bytes written {numbers['state_bytes'] / size:.0f}/job; RSS now "
+                  f" = {size / numbers['run']:.1f} jobs/s, CPU {1000 * numbers['cpu'] / size:.1f}"
+                  f" ms/job; state bytes written {numbers['state_bytes'] / size:.0f}/job; RSS now "
                   f"{numbers['rss_now']:.0f} MB, peak {numbers['rss_peak']:.0f} MB")
-            engine_cpu = numbers["cpu"] / size
-            shutil.rmtree(work / f"engine-{size}" / "out")  # 1 MB per job adds up
-        if not args.skip_bare:
-            print("\n(b) overhead vs bare aiohttp")
-            cpu = cpu_seconds()
-            seconds = await run_bare(base_url, args.jobs, args.concurrency, work / "bare",
-                                     args.poll_interval)
-            bare_cpu = (cpu_seconds() - cpu) / args.jobs
-            bare_rate = args.jobs / seconds
-            print(f"  bare aiohttp: {args.jobs} jobs in {seconds:.1f} s = {bare_rate:.1f} jobs/s, "
-                  f"CPU {1000 * bare_cpu:.1f} ms/job")
-            print(f"  octobatch:    {engine_rate:.1f} jobs/s, CPU {1000 * engine_cpu:.1f} ms/job: "
-                  f"throughput {100 * engine_rate / bare_rate:.0f}% of bare")
-            shutil.rmtree(work / "bare")
+            shutil.rmtree(work / f"engine-{size}")  # 1 MB per job adds up
+        if args.rounds:
+            await compare_with_bare(args, base_url, work)
     finally:
         if not args.dir:
             shutil.rmtree(work, ignore_errors=True)
     print_polls(args.model_interval)
+
+
+async def compare_with_bare(args: argparse.Namespace, base_url: str, work: Path) -> None:
+    """Alternate engine and bare runs: on a shared machine the load drifts, and pairs taken
+    back to back compare like with like."""
+    n = args.compare_jobs
+    print(f"\n(b) overhead vs bare aiohttp: {args.rounds} alternating rounds of {n} jobs")
+    ratios = []
+    for round_number in range(args.rounds):
+        engine = await engine_run(base_url, work / "cmp-engine", n, args.concurrency,
+                                  args.poll_interval)
+        shutil.rmtree(work / "cmp-engine")
+        cpu = cpu_seconds()
+        bare_seconds = await run_bare(base_url, n, args.concurrency, work / "cmp-bare",
+                                      args.poll_interval)
+        bare_cpu = cpu_seconds() - cpu
+        shutil.rmtree(work / "cmp-bare")
+        ratio = bare_seconds / engine["run"]
+        ratios.append(ratio)
+        print(f"  round {round_number + 1}: octobatch {n / engine['run']:.1f} jobs/s "
+              f"(CPU {1000 * engine['cpu'] / n:.1f} ms/job), bare {n / bare_seconds:.1f} jobs/s "
+              f"(CPU {1000 * bare_cpu / n:.1f} ms/job): {100 * ratio:.0f}%")
+    print(f"  median: octobatch throughput is {100 * statistics.median(ratios):.0f}% of bare")
 
 
 def main() -> None:
@@ -180,7 +189,8 @@ def main() -> None:
     parser.add_argument("--poll-interval", type=float, default=0.05)
     parser.add_argument("--model-interval", type=float, default=5.0,
                         help="poll interval for the (c) model")
-    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--compare-jobs", type=int, default=2_000, help="jobs per round of (b)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of (b); 0 skips it")
     parser.add_argument("--dir", help="work directory (default: a temporary one)")
     args = parser.parse_args()
     server = subprocess.Popen(
