@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from engine_helpers import png_bytes
 
 from octobatch.client import (
@@ -194,3 +195,30 @@ def test_error_bodies_of_all_three_shapes() -> None:
 ])
 def test_progress_forms(raw: object, value: int | None) -> None:
     assert parse_progress(raw) == value
+
+
+@pytest.mark.parametrize(("status", "body", "cause", "says"), [
+    (401, {"error": {"message": "令牌额度已用尽 (quota exhausted)", "type": "new_api_error",
+                     "code": "insufficient_quota"}}, "quota", "quota is exhausted"),
+    (403, {"success": False, "message": "用户余额不足"}, "balance", "balance is insufficient"),
+], ids=["401-quota", "403-balance"])
+async def test_auth_failures_name_their_cause(tmp_path: Path, status: int, body: dict[str, Any],
+                                              cause: str, says: str) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response(body, status=status)
+
+    app = web.Application()
+    app.router.add_post("/v1/videos", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with VideoClient(f"http://127.0.0.1:{port}", "sk-secret-1") as client:
+            with pytest.raises(AuthError) as caught:
+                await client.submit(OMNI, "k")
+    finally:
+        await runner.cleanup()
+    assert caught.value.cause == cause and says in str(caught.value)
+    assert "sk-secret-1" not in str(caught.value)
