@@ -80,9 +80,12 @@ def load_manifest(
     manifest's own, which is relative to the manifest file; the default is
     `<cwd>/output/<manifest stem>`. `schema_dir` replaces the shipped schemas (tests, new models).
     """
-    loader = _Loader(Path(path), allow_outside_files, schema_dir or default_schema_dir())
     with _collector_paused():
-        return loader.load(output_dir)
+        # The loader (and the YAML node tree it keeps for positions) is freed here, before
+        # the collector is back, so it never walks those nodes.
+        return _Loader(Path(path), allow_outside_files, schema_dir or default_schema_dir()).load(
+            output_dir
+        )
 
 
 def load_manifests(
