@@ -50,9 +50,8 @@ def main(args: argparse.Namespace) -> int:
     state = load_state(manifest.path)
     outputs = observe_outputs(manifest.lock_path.parent, state)
     plan = make_plan(manifest.jobs, state, outputs, retry_failed=args.retry_failed)
-    if args.json:
-        json.dump(to_json(manifest, plan), sys.stdout, ensure_ascii=False, indent=2)
-        sys.stdout.write("\n")
+    if args.json:  # compact: a plan can hold 10,000 steps, and jq pretty-prints on demand
+        sys.stdout.write(json.dumps(to_json(manifest, plan), ensure_ascii=False) + "\n")
     else:
         sys.stdout.write(render(manifest, plan, colour=use_colour()))
     return 0
