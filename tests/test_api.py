@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import re
+import shutil
+import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -132,3 +137,24 @@ async def test_cancelled_run_keeps_every_task_id_and_resumes(
     result = await run_async(manifest_path, base_url=slow.base_url, api_key=DEMO_KEY)
     assert result.ok and result.completed == 3
     assert sorted(slow.tasks_created_per_prompt().values()) == [1, 1, 1]
+
+
+def test_readme_library_example_runs(tmp_path: Path) -> None:
+    """The README's Python example, verbatim, in a fresh interpreter on a copy of manifests/."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (code,) = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
+    shutil.copytree(ROOT / "manifests", tmp_path / "manifests",
+                    ignore=shutil.ignore_patterns("*.lock.*"))
+    script = tmp_path / "example.py"
+    script.write_text(code, encoding="utf-8")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=120, check=False,
+                          env={"PATH": "", "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    demo = load_manifest(tmp_path / "manifests" / "demo.yaml")
+    assert f"{len(demo.jobs)} jobs will cost money" in done.stdout
+    for job in demo.jobs:
+        assert f"{job.id} -> " in done.stdout
+        assert (demo.output_dir / f"{job.id}.mp4").is_file()
+    lock = json.loads((tmp_path / "manifests" / "demo.lock.json").read_text(encoding="utf-8"))
+    assert {e["status"] for e in lock["jobs"].values()} == {"completed"}
