@@ -108,7 +108,9 @@ def build_cards(jobs: Iterable[JobSpec], state: LockState) -> list[Card]:
         )
     for job_id in sorted(set(state.jobs) - seen):
         entry = state.jobs[job_id]
-        fields = _spec_fields(entry.spec)
+        # No manifest job is left for an orphan: the lockfile's canonical spec (the request as
+        # it was hashed, local files as "sha256:..." references) is all there is to show.
+        fields = entry.spec
         cards.append(
             Card(
                 job_id=job_id,
@@ -124,16 +126,6 @@ def build_cards(jobs: Iterable[JobSpec], state: LockState) -> list[Card]:
     return cards
 
 
-def _spec_fields(spec: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The request fields recorded in a lockfile entry's canonical spec.
-
-    Orphans have no manifest job left, so the lockfile's copy is all there is; accept both a
-    flat spec and one that nests the fields under "fields".
-    """
-    nested = spec.get("fields")
-    return nested if isinstance(nested, Mapping) else spec
-
-
 def _as_int(value: Any) -> int | None:
     try:
         return int(value) if value is not None else None
@@ -142,17 +134,22 @@ def _as_int(value: Any) -> int | None:
 
 
 def _summary_html(cards: list[Card]) -> str:
+    """Counts over the manifest's jobs; orphans are counted apart so totals match the manifest."""
+    jobs = [c for c in cards if not c.orphan]
     counts = dict.fromkeys(_SUMMARY_ORDER, 0)
-    for card in cards:
+    for card in jobs:
         counts[_GROUPS[card.status]] += 1
-    done_seconds = sum(c.seconds or 0 for c in cards if c.status is Status.COMPLETED)
-    total_seconds = sum(c.seconds or 0 for c in cards if not c.orphan)
+    done_seconds = sum(c.seconds or 0 for c in jobs if c.status is Status.COMPLETED)
+    total_seconds = sum(c.seconds or 0 for c in jobs)
     items = [
         f'<li class="count s-{name}"><b>{counts[name]}</b> {name}</li>' for name in _SUMMARY_ORDER
     ]
     items.append(
         f'<li class="count"><b>{done_seconds}</b> of {total_seconds} s of video ready</li>'
     )
+    orphans = len(cards) - len(jobs)
+    if orphans:
+        items.append(f'<li class="count muted"><b>{orphans}</b> removed from manifest</li>')
     return f'<ul class="summary">{"".join(items)}</ul>'
 
 

@@ -219,10 +219,13 @@ def test_summary_counts_states_and_seconds(manifest: Manifest) -> None:
         "beach": completed(manifest, "beach"),
         "cat": completed(manifest, "cat"),
         "hostile": entry(manifest, "hostile", status=Status.QUEUED, task_id="video_h"),
+        "gone": LockEntry(spec_hash="old", model="omni-fast", status=Status.COMPLETED,
+                          spec={"model": "omni-fast", "prompt": "Removed", "seconds": "30"}),
     })
     summary = " ".join(parse(render_gallery(manifest, state, now=NOW)).summary.split())
     assert summary == (
-        "2 completed 0 failed 1 running 1 pending 0 uncertain 18 of 34 s of video ready"
+        "2 completed 0 failed 1 running 1 pending 0 uncertain 18 of 34 s of video ready "
+        "1 removed from manifest"
     )
 
 
