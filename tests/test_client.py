@@ -87,7 +87,7 @@ async def test_multipart_submit_uploads_the_reference_image(
 async def test_every_vocabulary_variant_is_understood(
     make_simulator: Any, tmp_path: Path, faults: Faults
 ) -> None:
-    sim = await make_simulator(faults=faults, latency=0.1)
+    sim = await make_simulator(faults=faults, latency=0.3)  # running long enough to be seen
     seen: set[TaskState] = set()
     async with VideoClient(sim.base_url, DEMO_KEY) as client:
         task_id = (await client.submit(OMNI, "k")).task_id
@@ -164,13 +164,13 @@ async def test_unknown_task_and_bad_request(simulator: Simulator) -> None:
 
 
 async def test_truncated_and_expired_downloads(make_simulator: Any, tmp_path: Path) -> None:
-    sim = await make_simulator(faults=Faults(download_truncate_first=1, url_ttl=0.05),
+    sim = await make_simulator(faults=Faults(download_truncate_first=1, url_ttl=0.3),
                                video_bytes=300_000)
     async with VideoClient(sim.base_url, DEMO_KEY) as client:
         video = await wait_done(client, (await client.submit(OMNI, "k")).task_id)
         with pytest.raises(TruncatedDownload):
             await client.download(video.video_url or "", tmp_path / "v.mp4")
-        await asyncio.sleep(0.08)
+        await asyncio.sleep(0.35)
         with pytest.raises(UrlExpired):
             await client.download(video.video_url or "", tmp_path / "v.mp4")
         fresh = await client.poll(video.task_id)
