@@ -84,15 +84,18 @@ async def test_deleted_video_is_downloaded_again_without_a_new_task(
 async def test_interrupted_run_resumes_by_polling_not_resubmitting(
     make_simulator: Any, tmp_path: Path
 ) -> None:
-    sim = await make_simulator(latency=0.3)
+    sim = await make_simulator(latency=1.0)  # still running when the run is interrupted
     path = write_manifest(tmp_path, prompts_jobs(4))
     manifest = load_manifest(path)
     store = StateStore.open(manifest.path)
     submitted = asyncio.Event()
+    seen: set[str] = set()
 
     def emit(event: Event) -> None:
-        if isinstance(event, Submitted) and event.job_id == "clip-3":
-            submitted.set()
+        if isinstance(event, Submitted):
+            seen.add(event.job_id)
+            if len(seen) == 4:
+                submitted.set()
 
     plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
     async with VideoClient(sim.base_url, DEMO_KEY) as client:
