@@ -152,7 +152,8 @@ async def test_vocabulary_variants(make_simulator: Any, tmp_path: Path, faults: 
 async def test_unknown_status_is_surfaced_and_not_polled_forever(
     make_simulator: Any, tmp_path: Path
 ) -> None:
-    sim = await make_simulator(faults=Faults(status_running="thinking"))
+    # No queued phase: every poll answers the unknown word, so the count below is exact.
+    sim = await make_simulator(faults=Faults(status_running="thinking"), latency=0.0)
     path = write_manifest(tmp_path, [{"id": "odd", "prompt": "never ends [stuck]"}])
     outcome = await run_engine(sim, path, policy=RetryPolicy(base=0.001, cap=0.01,
                                                              unknown_status_polls=4))
