@@ -1,3 +1,66 @@
-"""octobatch: declarative, resumable bulk video generation through the octopusx video API."""
+"""octobatch: declarative, resumable bulk video generation through the octopusx video API.
+
+The library API (see README, "Use from Python"):
+
+    import octobatch
+    manifest = octobatch.load_manifest("manifests/demo.yaml")
+    plan = octobatch.make_plan(manifest)
+    result = octobatch.run(manifest, simulate=True, on_event=print)
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Manifest",
+    "ManifestError",
+    "OctobatchError",
+    "Plan",
+    "RunResult",
+    "StateError",
+    "UsageError",
+    "__version__",
+    "load_manifest",
+    "make_plan",
+    "run",
+    "run_async",
+]
+
+# Imported on first use, so `octobatch validate` never pays for aiohttp and the engine.
+_LAZY = {
+    "Manifest": "octobatch.manifest",
+    "load_manifest": "octobatch.manifest",
+    "Plan": "octobatch.plan",
+    "RunResult": "octobatch.engine",
+    "make_plan": "octobatch.api",
+    "run": "octobatch.api",
+    "run_async": "octobatch.api",
+    "ManifestError": "octobatch.errors",
+    "OctobatchError": "octobatch.errors",
+    "StateError": "octobatch.errors",
+    "UsageError": "octobatch.errors",
+}
+
+if TYPE_CHECKING:
+    from octobatch.api import make_plan, run, run_async
+    from octobatch.engine import RunResult
+    from octobatch.errors import ManifestError, OctobatchError, StateError, UsageError
+    from octobatch.manifest import Manifest, load_manifest
+    from octobatch.plan import Plan
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'octobatch' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
