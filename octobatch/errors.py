@@ -97,7 +97,7 @@ def error_boundary(fn: Callable[[], int]) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         return EXIT_FAILED
-    except Exception as exc:  # the one broad catch: turn a bug into a short report
+    except Exception as exc:  # noqa: BLE001 -- the one broad catch: a bug becomes a short report
         tb = traceback.extract_tb(exc.__traceback__)
         last = tb[-1] if tb else None
         where = f" at {last.filename.rsplit('/', 1)[-1]}:{last.lineno}" if last else ""

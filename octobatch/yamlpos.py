@@ -90,9 +90,10 @@ class SourceMap:
         return _mark(node.start_mark) if node is not None else Mark(1, 1)
 
     def _locate(self, path: DocPath) -> tuple[Node | None, Node | None, bool]:
-        key_node, node = None, self.root
+        key_node: Node | None = None
+        node: Node | None = self.root
         for part in path:
-            pair = None
+            pair: tuple[Node | None, Node] | None = None
             if isinstance(node, MappingNode) and isinstance(part, str):
                 pair = self._mapping_pairs(node).get(part)
             elif isinstance(node, SequenceNode) and isinstance(part, int):
