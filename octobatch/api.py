@@ -19,7 +19,6 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 from octobatch import plan as planning
 from octobatch.client import DEFAULT_BASE_URL, VideoClient
@@ -34,6 +33,13 @@ from octobatch.report import write_gallery
 __all__ = ["Manifest", "Plan", "RunResult", "load_manifest", "make_plan", "run", "run_async"]
 
 ManifestLike = Manifest | str | os.PathLike[str]
+
+DEFAULT_CONCURRENCY = 8
+DEFAULT_POLL_INTERVAL = 5.0  # the provider suggests polling every 5-10 s
+SIMULATE_POLL_INTERVAL = 1.0
+# How long a task takes in the built-in simulator: long enough to watch a demo progress
+# (OCTOBATCH_SIMULATE_LATENCY overrides it, e.g. for quick checks).
+SIMULATE_LATENCY = 4.0
 
 
 def make_plan(manifest: ManifestLike, *, retry_failed: bool = False) -> Plan:
@@ -87,15 +93,10 @@ async def run_async(
     `StateError` if another run holds the manifest's lock.
     """
     manifest = _as_manifest(manifest)
-    if simulate and base_url:
-        raise UsageError("simulate=True runs against the built-in simulator; drop base_url")
-    key = api_key or os.environ.get("OCTOPUSX_API_KEY", "")
-    if not simulate and not key:
-        raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key, pass api_key=..., "
-                         "or try simulate=True")
-    options = _options(manifest, concurrency=concurrency, poll_interval=poll_interval,
-                       timeout=timeout, prune=prune)
-    async with _endpoint(base_url, key, simulate) as (url, endpoint_key):
+    key = resolve_api_key(api_key, base_url=base_url, simulate=simulate)
+    options = engine_options(manifest, concurrency=concurrency, poll_interval=poll_interval,
+                             timeout=timeout, prune=prune, simulate=simulate)
+    async with endpoint(base_url, key, simulate) as (url, endpoint_key):
         store = StateStore.open(manifest.path)
         try:
             async with VideoClient(url, endpoint_key, concurrency=options.concurrency) as client:
@@ -111,31 +112,40 @@ async def run_async(
             write_gallery(manifest, store.state)
 
 
-def _as_manifest(manifest: ManifestLike) -> Manifest:
-    return manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))
+def resolve_api_key(api_key: str | None, *, base_url: str | None, simulate: bool) -> str:
+    """The key to send: the argument, else OCTOPUSX_API_KEY; none is needed to simulate."""
+    if simulate and base_url:
+        raise UsageError("--simulate runs against the built-in simulator; drop --base-url")
+    key = api_key or os.environ.get("OCTOPUSX_API_KEY", "")
+    if not simulate and not key:
+        raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key "
+                         "(or try `octobatch run --simulate` without one)")
+    return key
 
 
-def _options(
+def engine_options(
     manifest: Manifest,
     *,
-    concurrency: int | None,
-    poll_interval: float | None,
-    timeout: float | None,
-    prune: bool,
+    concurrency: int | None = None,
+    poll_interval: float | None = None,
+    timeout: float | None = None,
+    prune: bool = False,
+    simulate: bool = False,
 ) -> EngineOptions:
-    """Call arguments win over the manifest's settings; EngineOptions holds the defaults."""
+    """Call arguments (CLI flags) win over the manifest's settings, which win over defaults."""
     settings = manifest.settings
-    chosen = {
-        "concurrency": concurrency or settings.concurrency,
-        "poll_interval": poll_interval or settings.poll_interval,
-        "timeout": timeout or settings.timeout,
-    }
-    given: dict[str, Any] = {name: value for name, value in chosen.items() if value is not None}
-    return EngineOptions(output_dir=manifest.output_dir, prune=prune, **given)
+    default_interval = SIMULATE_POLL_INTERVAL if simulate else DEFAULT_POLL_INTERVAL
+    return EngineOptions(
+        output_dir=manifest.output_dir,
+        concurrency=concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
+        poll_interval=poll_interval or settings.poll_interval or default_interval,
+        timeout=timeout or settings.timeout,
+        prune=prune,
+    )
 
 
 @asynccontextmanager
-async def _endpoint(
+async def endpoint(
     base_url: str | None, api_key: str, simulate: bool
 ) -> AsyncIterator[tuple[str, str]]:
     """(base URL, key): the configured API, or a simulator that lives as long as the run."""
@@ -144,8 +154,13 @@ async def _endpoint(
         return
     from octobatch.simulator import DEMO_KEY, Simulator  # only simulated runs need it
 
-    simulator = Simulator()
+    latency = float(os.environ.get("OCTOBATCH_SIMULATE_LATENCY") or SIMULATE_LATENCY)
+    simulator = Simulator(latency=latency, jitter=latency / 2)
     try:
         yield await simulator.start(), DEMO_KEY
     finally:
         await simulator.stop()
+
+
+def _as_manifest(manifest: ManifestLike) -> Manifest:
+    return manifest if isinstance(manifest, Manifest) else load_manifest(Path(manifest))

@@ -8,26 +8,19 @@ import os
 import shlex
 import signal
 import sys
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
-from octobatch.client import DEFAULT_BASE_URL, VideoClient
-from octobatch.engine import Engine, EngineOptions, RunResult
-from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted, UsageError
+from octobatch.api import endpoint, engine_options, resolve_api_key
+from octobatch.client import VideoClient
+from octobatch.engine import Engine, RunResult
+from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Action, make_plan, observe_outputs
 from octobatch.progress import make_listener
 from octobatch.report import write_gallery
-
-DEFAULT_CONCURRENCY = 8
-DEFAULT_POLL_INTERVAL = 5.0  # the provider suggests polling every 5-10 s
-SIMULATE_POLL_INTERVAL = 1.0
-# How long a demo task takes in the built-in simulator: long enough to watch it progress
-# (OCTOBATCH_SIMULATE_LATENCY overrides it, e.g. for quick checks).
-SIMULATE_LATENCY = 4.0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -35,12 +28,7 @@ def main(args: argparse.Namespace) -> int:
     # Every manifest is validated before any request is made: a typo must not cost a half-run.
     manifests = [load_manifest(Path(p), allow_outside_files=args.allow_outside_files,
                                output_dir=output_dir) for p in args.manifests]
-    if args.simulate and args.base_url:
-        raise UsageError("--simulate runs against the built-in simulator; drop --base-url")
-    api_key = os.environ.get("OCTOPUSX_API_KEY", "")
-    if not args.simulate and not api_key:
-        raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key "
-                         "(or try `octobatch run --simulate` without one)")
+    api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
     try:
         return asyncio.run(_run_all(args, manifests, api_key))
     except asyncio.CancelledError:  # a signal before any manifest's state was opened
@@ -73,17 +61,11 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
     say = sys.stderr if args.json else sys.stdout  # keep stdout pure JSON lines with --json
     code = EXIT_OK
     try:
-        async with _endpoint(args, api_key) as (base_url, key):
+        async with endpoint(args.base_url, api_key, args.simulate) as (base_url, key):
             for manifest in manifests:
-                settings = manifest.settings
-                options = EngineOptions(
-                    output_dir=manifest.output_dir,
-                    concurrency=args.concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
-                    poll_interval=args.poll_interval or settings.poll_interval or (
-                        SIMULATE_POLL_INTERVAL if args.simulate else DEFAULT_POLL_INTERVAL),
-                    timeout=args.timeout or settings.timeout,
-                    prune=args.prune,
-                )
+                options = engine_options(
+                    manifest, concurrency=args.concurrency, poll_interval=args.poll_interval,
+                    timeout=args.timeout, prune=args.prune, simulate=args.simulate)
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
                 store = StateStore.open(manifest.path)
                 stores.append(store)
@@ -128,24 +110,6 @@ def _finish(manifest: Manifest, store: StateStore) -> None:
     store.sync_now()
     store.compact()
     write_gallery(manifest, store.state)
-
-
-@asynccontextmanager
-async def _endpoint(args: argparse.Namespace, api_key: str) -> AsyncIterator[tuple[str, str]]:
-    """(base URL, key): the real API, or the built-in simulator for the run's duration."""
-    if not args.simulate:
-        yield (args.base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL,
-               api_key)
-        return
-    from octobatch.simulator import DEMO_KEY, Simulator
-
-    latency = float(os.environ.get("OCTOBATCH_SIMULATE_LATENCY") or SIMULATE_LATENCY)
-    simulator = Simulator(latency=latency, jitter=latency / 2)
-    base_url = await simulator.start()
-    try:
-        yield base_url, DEMO_KEY
-    finally:
-        await simulator.stop()
 
 
 def _summary(manifest: Manifest, result: RunResult) -> str:
