@@ -149,7 +149,8 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     script.write_text(code, encoding="utf-8")
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
                           text=True, timeout=120, check=False,
-                          env={"PATH": "", "PYTHONPATH": str(ROOT)})
+                          env={"PATH": "", "PYTHONPATH": str(ROOT),
+                               "OCTOBATCH_SIMULATE_LATENCY": "0.2"})  # demo pace not needed
     assert done.returncode == 0, done.stderr
     demo = load_manifest(tmp_path / "manifests" / "demo.yaml")
     assert f"{len(demo.jobs)} jobs will cost money" in done.stdout
