@@ -10,21 +10,8 @@ import importlib
 from collections.abc import Sequence
 
 from octobatch import __version__
+from octobatch.argtypes import positive_float, positive_int
 from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError("must be greater than 0")
-    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", parents=[allow_outside], help="submit, poll and download every job")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--base-url", metavar="URL", help="API base URL (env OCTOBATCH_BASE_URL)")
-    p.add_argument("--concurrency", type=_positive_int, metavar="N", help="jobs in flight at once")
-    p.add_argument("--poll-interval", type=_positive_float, metavar="S", help="base poll interval, seconds")
-    p.add_argument("--timeout", type=_positive_float, metavar="S", help="per-job deadline, seconds")
+    p.add_argument("--concurrency", type=positive_int, metavar="N", help="jobs in flight at once")
+    p.add_argument("--poll-interval", type=positive_float, metavar="S", help="base poll interval, seconds")
+    p.add_argument("--timeout", type=positive_float, metavar="S", help="per-job deadline, seconds")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s go (overrides the manifest)")
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed before")
     p.add_argument("--prune", action="store_true", help="drop orphaned jobs from the lockfile")

@@ -10,6 +10,7 @@ import argparse
 import typing
 from dataclasses import fields
 
+from octobatch.argtypes import count, non_negative, probability
 from octobatch.simulator.faults import ROUTE_FAULTS, ROUTES, Faults
 
 _WHAT = {
@@ -39,27 +40,6 @@ _HELP = {
 }
 
 
-def _probability(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError("must be a probability from 0 to 1")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
-def _non_negative(text: str) -> float:
-    value = float(text)
-    if not value >= 0:
-        raise argparse.ArgumentTypeError("must be 0 or more")
-    return value
-
-
 def _route_fault_help(name: str) -> str | None:
     for route in ROUTES:
         for kind in ROUTE_FAULTS:
@@ -73,13 +53,13 @@ def _route_fault_help(name: str) -> str | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
-    parser.add_argument("--latency", type=_non_negative, default=2.0, metavar="S",
+    parser.add_argument("--latency", type=non_negative, default=2.0, metavar="S",
                         help="seconds a task takes from submission to completion (default 2)")
-    parser.add_argument("--jitter", type=_non_negative, default=0.0, metavar="S",
+    parser.add_argument("--jitter", type=non_negative, default=0.0, metavar="S",
                         help="vary each task's latency by up to +-S seconds")
-    parser.add_argument("--fail-rate", type=_probability, default=0.0, metavar="P",
+    parser.add_argument("--fail-rate", type=probability, default=0.0, metavar="P",
                         help="fraction of tasks that fail (a prompt with [fail] always does)")
-    parser.add_argument("--video-bytes", type=_count, metavar="N",
+    parser.add_argument("--video-bytes", type=count, metavar="N",
                         help="pad every served MP4 to at least N bytes")
     parser.add_argument("--seed", type=int, metavar="N", help="make faults and ids reproducible")
 
@@ -97,14 +77,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif hint is str:
             group.add_argument(flag, default=f.default, metavar="TEXT", help=_HELP[f.name])
         elif hint is int:
-            group.add_argument(flag, type=_count, default=f.default, metavar="N",
+            group.add_argument(flag, type=count, default=f.default, metavar="N",
                                help=route_help or _HELP[f.name])
         elif route_help is not None:
-            group.add_argument(flag, type=_probability, default=f.default, metavar="P",
+            group.add_argument(flag, type=probability, default=f.default, metavar="P",
                                help=route_help)
         else:
             metavar = "RATE" if f.name.endswith("per_second") else "S"
-            group.add_argument(flag, type=_non_negative, default=f.default, metavar=metavar,
+            group.add_argument(flag, type=non_negative, default=f.default, metavar=metavar,
                                help=_HELP[f.name])
 
 
