@@ -155,7 +155,7 @@ async def endpoint(
     from octobatch.simulator import DEMO_KEY, Simulator  # only simulated runs need it
 
     latency = float(os.environ.get("OCTOBATCH_SIMULATE_LATENCY") or SIMULATE_LATENCY)
-    simulator = Simulator(latency=latency, jitter=latency / 2)
+    simulator = Simulator(latency=latency, jitter=latency / 2, adopt_unknown_tasks=True)
     try:
         yield await simulator.start(), DEMO_KEY
     finally:

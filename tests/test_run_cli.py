@@ -139,3 +139,34 @@ def test_progress_bar_counts_jobs_by_state() -> None:
     assert "job 'c' failed (generation_failed): no" in shown
     bar(RunFinished(manifest="m.yaml", completed=1, failed=1, unfinished=1,
                     running_at_provider=1))
+
+
+def test_interrupted_simulated_run_resumes_with_the_printed_command(tmp_path: Path) -> None:
+    """The demo's simulator lives only as long as the run; resuming must still not resubmit."""
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    env = {**os.environ, "OCTOBATCH_SIMULATE_LATENCY": "30"}
+    env.pop("OCTOPUSX_API_KEY", None)
+    command = [sys.executable, "-m", "octobatch", "run", str(path), "--simulate", "--json",
+               *FAST_FLAGS]
+    child = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    assert child.stdout is not None
+    submitted = 0
+    for line in child.stdout:
+        submitted += json.loads(line)["event"] == "submitted"
+        if submitted == 2:
+            break
+    child.send_signal(signal.SIGINT)
+    _, err = child.communicate(timeout=20)
+    assert child.returncode == 130, err
+    assert "--simulate" in err.split("Resume with:")[1]
+    task_ids = {job: entry["task_id"] for job, entry in
+                json.loads((tmp_path / "batch.lock.json").read_text())["jobs"].items()}
+
+    rerun = subprocess.run(command, capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    events = [json.loads(line) for line in rerun.stdout.splitlines()]
+    assert not [e for e in events if e["event"] == "submitted"]
+    downloaded = {e["job_id"]: e["task_id"] for e in events if e["event"] == "downloaded"}
+    assert downloaded == task_ids

@@ -137,6 +137,18 @@ async def test_unknown_task_is_400_task_not_exist(simulator: Simulator) -> None:
     assert body["code"] == "task_not_exist" and body["data"] is None
 
 
+async def test_adopting_simulator_serves_unknown_tasks_as_finished(make_simulator: Any) -> None:
+    """What `run --simulate` relies on to resume the tasks of an interrupted demo run."""
+    sim = await make_simulator(adopt_unknown_tasks=True)
+    async with aiohttp.ClientSession() as s:
+        status, body = await poll(s, sim, "video_from_last_run")
+        assert status == 200 and body["status"] == "completed" and body["video_url"]
+        async with s.get(body["video_url"]) as r:
+            assert r.status == 200
+            assert await r.read() == sim.expected_video("video_from_last_run")
+    assert sum(sim.tasks_created_per_prompt().values()) == 0
+
+
 async def test_task_ids_with_colons_are_url_decoded(make_simulator: Any) -> None:
     sim = await make_simulator(latency=0, faults=Faults(task_id_prefix="task:v1:"))
     async with aiohttp.ClientSession() as s:

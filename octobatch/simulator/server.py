@@ -59,12 +59,14 @@ class Simulator:
     -jitter..+jitter); `fail_rate` fails that fraction of tasks, and a prompt containing
     "[fail]" always fails ("[stuck]" never finishes). `video_bytes` pads every served MP4 to at
     least that size. `seed` makes faults, ids and jitter reproducible; `clock` drives task
-    progress, so tests can advance time by hand.
+    progress, so tests can advance time by hand. `adopt_unknown_tasks` answers a poll of an
+    unknown task id as a finished task instead of `task_not_exist` (for `run --simulate`).
     """
 
     def __init__(self, *, latency: float = 2.0, jitter: float = 0.0, faults: Faults | None = None,
                  api_key: str = DEMO_KEY, video_bytes: int | None = None, fail_rate: float = 0.0,
-                 seed: int | None = None, clock: Callable[[], float] = time.monotonic) -> None:
+                 seed: int | None = None, clock: Callable[[], float] = time.monotonic,
+                 adopt_unknown_tasks: bool = False) -> None:
         if latency < 0 or jitter < 0:
             raise ValueError("latency and jitter must be >= 0")
         if not 0.0 <= fail_rate <= 1.0:
@@ -75,6 +77,7 @@ class Simulator:
         self.fail_rate = fail_rate
         self.video_bytes = video_bytes
         self.clock = clock
+        self.adopt_unknown_tasks = adopt_unknown_tasks
         self._auth = f"Bearer {api_key}"
         self._rng = random.Random(seed)
         self._dice = FaultDice(self.faults, random.Random(self._rng.random()))
@@ -194,6 +197,17 @@ class Simulator:
         self.peak_in_flight = max(self.peak_in_flight, self.in_flight())
         return task
 
+    def _find(self, task_id: str) -> Task | None:
+        task = self.tasks.get(task_id)
+        if task is None and self.adopt_unknown_tasks:
+            # `run --simulate` starts a fresh simulator per run, so the tasks an interrupted
+            # demo left "at the provider" are unknown here: treat them as having finished
+            # meanwhile, as real ones would, so the documented resume works in the demo too.
+            now = self.clock()
+            task = Task(task_id, "unknown", "", {}, None, now, int(time.time()), 0.0, "completed")
+            self.tasks[task_id] = task
+        return task
+
     def _download_url(self, request: web.Request, task: Task, now: float) -> str:
         """The task's current signed link; a fresh one once the old one has expired."""
         if task.url_token is None or now >= task.url_expires:
@@ -292,7 +306,7 @@ class Simulator:
         if fault is not None:
             self._record("poll", request, int(fault[:3]), task_id)
             return replies.injected_fault(fault, self.faults.retry_after)
-        task = self.tasks.get(task_id)
+        task = self._find(task_id)
         if task is None:
             self._record("poll", request, 400, task_id)
             return replies.task_error(400, "task_not_exist", "任务不存在 (task does not exist)")
@@ -305,7 +319,7 @@ class Simulator:
         if not self._authorized(request):
             self._record("content", request, 401, task_id)
             return replies.unauthorized()
-        task = self.tasks.get(task_id)
+        task = self._find(task_id)
         if task is None:
             self._record("content", request, 400, task_id)
             return replies.task_error(400, "task_not_exist", "任务不存在 (task does not exist)")
