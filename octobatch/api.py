@@ -45,9 +45,7 @@ SIMULATE_LATENCY = 4.0
 def make_plan(manifest: ManifestLike, *, retry_failed: bool = False) -> Plan:
     """What a run would do with each job and why: reads the lockfile and the output files."""
     manifest = _as_manifest(manifest)
-    state = load_state(manifest.path)
-    outputs = planning.observe_outputs(manifest.lock_path.parent, state)
-    return planning.make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed)
+    return planning.plan_manifest(manifest, load_state(manifest.path), retry_failed=retry_failed)
 
 
 def run(
@@ -101,9 +99,7 @@ async def run_async(
         try:
             async with VideoClient(url, endpoint_key, concurrency=options.concurrency) as client:
                 engine = Engine(store, client, options, on_event or discard)
-                outputs = planning.observe_outputs(store.lock_dir, store.state)
-                plan = planning.make_plan(manifest.jobs, store.state, outputs,
-                                          retry_failed=retry_failed)
+                plan = planning.plan_manifest(manifest, store.state, retry_failed=retry_failed)
                 return await engine.run(plan)
         finally:
             # Also on cancellation or an error: whatever happened is in the lockfile and the

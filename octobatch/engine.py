@@ -170,15 +170,16 @@ class Engine:
         """Tally the store's state for `job_ids` (also used after an interrupted run)."""
         counts: Counter[Status] = Counter()
         duplicates = []
+        running = 0
         for job_id in job_ids:
             entry = self.store.state.jobs.get(job_id)
-            status = entry.status if entry else Status.PENDING
-            counts[status] += 1
-            if entry and entry.possible_duplicate:
+            if entry is None:
+                counts[Status.PENDING] += 1
+                continue
+            counts[entry.status] += 1
+            if entry.possible_duplicate:
                 duplicates.append(job_id)
-        running = sum(1 for job_id in job_ids
-                      if (e := self.store.state.jobs.get(job_id))
-                      and e.task_id and e.status in _IN_FLIGHT)
+            running += bool(entry.task_id) and entry.status in _IN_FLIGHT
         completed, failed = counts[Status.COMPLETED], counts[Status.FAILED]
         return RunResult(
             completed=completed,

@@ -11,10 +11,13 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from octobatch.jobs import JobSpec
 from octobatch.lockfile import LockEntry, LockState, Status
+
+if TYPE_CHECKING:
+    from octobatch.manifest import Manifest
 
 
 class Action(str, enum.Enum):
@@ -132,3 +135,9 @@ def observe_outputs(lock_dir: Path, state: LockState) -> dict[str, int | None]:
                 info = None
         sizes[job_id] = info.st_size if info and stat.S_ISREG(info.st_mode) else None
     return sizes
+
+
+def plan_manifest(manifest: Manifest, state: LockState, *, retry_failed: bool = False) -> Plan:
+    """`make_plan` for a loaded manifest, with its output files looked at on disk."""
+    outputs = observe_outputs(manifest.lock_path.parent, state)
+    return make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed)

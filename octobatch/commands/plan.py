@@ -16,7 +16,7 @@ from typing import Any
 
 from octobatch.lockfile import load_state
 from octobatch.manifest import Manifest, load_manifest
-from octobatch.plan import Action, Plan, make_plan, observe_outputs
+from octobatch.plan import Action, Plan, plan_manifest
 
 # Groups in the order a reader cares about: what costs money first, what needs nothing last.
 ORDER = (
@@ -47,9 +47,7 @@ def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(
         args.manifest, allow_outside_files=args.allow_outside_files, output_dir=args.output_dir
     )
-    state = load_state(manifest.path)
-    outputs = observe_outputs(manifest.lock_path.parent, state)
-    plan = make_plan(manifest.jobs, state, outputs, retry_failed=args.retry_failed)
+    plan = plan_manifest(manifest, load_state(manifest.path), retry_failed=args.retry_failed)
     if args.json:  # compact: a plan can hold 10,000 steps, and jq pretty-prints on demand
         sys.stdout.write(json.dumps(to_json(manifest, plan), ensure_ascii=False) + "\n")
     else:

@@ -18,7 +18,7 @@ from octobatch.engine import Engine, RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifest
-from octobatch.plan import Action, make_plan, observe_outputs
+from octobatch.plan import Action, plan_manifest
 from octobatch.progress import make_listener
 from octobatch.report import write_gallery
 
@@ -94,8 +94,7 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
 
 async def _run_one(manifest: Manifest, store: StateStore, engine: Engine,
                    args: argparse.Namespace, say: IO[str]) -> RunResult | None:
-    outputs = observe_outputs(store.lock_dir, store.state)
-    plan = make_plan(manifest.jobs, store.state, outputs, retry_failed=args.retry_failed)
+    plan = plan_manifest(manifest, store.state, retry_failed=args.retry_failed)
     idle = {Action.SKIP} | ({Action.ORPHAN} if not args.prune else set())
     if all(step.action in idle for step in plan.steps):
         if not args.quiet:

@@ -19,7 +19,7 @@ from typing import Any
 from octobatch.errors import EXIT_OK, ManifestError, UsageError
 from octobatch.lockfile import LockEntry, LockState, Status, load_state, lock_path_for
 from octobatch.manifest import load_manifest
-from octobatch.plan import Action, Step, make_plan, observe_outputs
+from octobatch.plan import Action, Step, plan_manifest
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,7 @@ def collect(path: Path, *, allow_outside_files: bool = False) -> StatusReport:
     except ManifestError as exc:
         return StatusReport(path, lock_path, lock_path.exists(), _ordered(state, ()), None,
                             tuple(map(str, exc.diagnostics)))
-    plan = make_plan(manifest.jobs, state, observe_outputs(manifest.lock_path.parent, state),
-                     retry_failed=False)
+    plan = plan_manifest(manifest, state)
     return StatusReport(
         path,
         lock_path,
