@@ -261,7 +261,10 @@ WRITER = textwrap.dedent("""
             await store.sync()
             store.update(f"job{i:05}", status=Status.QUEUED, task_id=f"video_{i}")
             await store.sync()
-            print("acked", i, flush=True)
+            # One write per line: print() writes its parts separately when stdout is
+            # unbuffered, and a kill between them would leave a bare "acked".
+            sys.stdout.write(f"acked {i}\\n")
+            sys.stdout.flush()
 
         i = start
         while True:  # four jobs at a time, so group commit and compaction both happen
