@@ -88,6 +88,7 @@ def test_sigterm_also_stops_cleanly() -> None:
     (["--url-location", "body"], "invalid choice"),
     (["--submit-429", "0.6", "--submit-drop", "0.6"],
      "the submit fault probabilities add up to more than 1"),
+    (["--outage-at", "3"], "outage_at and outage_every need outage_seconds"),
 ])
 def test_bad_fault_flags_exit_2_with_a_message(flags: list[str], message: str) -> None:
     done = subprocess.run([sys.executable, "-m", "octobatch", "simulate", "--port", "0", *flags],

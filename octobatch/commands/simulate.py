@@ -9,7 +9,7 @@ from dataclasses import fields
 
 from octobatch.errors import EXIT_OK, UsageError
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
-from octobatch.simulator.options import faults_from_args
+from octobatch.simulator.options import faults_from_args, usage_from_args
 
 EXAMPLE_BODY = ('{"model": "omni-fast", "prompt": "Ocean waves at golden hour", '
                 '"seconds": "8", "aspect_ratio": "16:9"}')
@@ -21,7 +21,8 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None
     simulator = Simulator(latency=args.latency, jitter=args.jitter, faults=faults,
-                          fail_rate=args.fail_rate, video_bytes=args.video_bytes, seed=args.seed)
+                          fail_rate=args.fail_rate, video_bytes=args.video_bytes, seed=args.seed,
+                          usage=usage_from_args(args))
     return asyncio.run(_serve(simulator, args.host, args.port))
 
 

@@ -17,10 +17,12 @@ if TYPE_CHECKING:
     from octobatch.simulator.server import DEMO_KEY, RecordedRequest, Simulator
     from octobatch.simulator.tasks import FAIL_MARKER, STUCK_MARKER, Task
     from octobatch.simulator.thread import SimulatorThread
+    from octobatch.simulator.usage import KeyUsage
 
 _HOMES = {
     "DEMO_KEY": "server",
     "FAIL_MARKER": "tasks",
+    "KeyUsage": "usage",
     "STUCK_MARKER": "tasks",
     "Faults": "faults",
     "RecordedRequest": "server",
@@ -34,6 +36,7 @@ __all__ = [
     "FAIL_MARKER",
     "STUCK_MARKER",
     "Faults",
+    "KeyUsage",
     "RecordedRequest",
     "Simulator",
     "SimulatorThread",

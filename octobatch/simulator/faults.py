@@ -81,6 +81,12 @@ class Faults:
     url_ttl: float = 0.0  # result URLs expire after this many seconds; 0 = never
     concurrency_limit: int = 0  # per key: 429 beyond N unfinished tasks; 0 = unlimited
     honour_idempotency: bool = False  # same Idempotency-Key -> same task (undocumented upstream)
+    # A network outage: `outage_at` seconds after start the server stops listening and drops
+    # every open connection for `outage_seconds`, then serves again with the same tasks;
+    # `outage_every` > 0 repeats it with that period (measured from one outage's start).
+    outage_at: float = 0.0
+    outage_seconds: float = 0.0
+    outage_every: float = 0.0
 
     # Vocabulary: the different ways the provider's models describe the same state.
     status_running: str = "in_progress"  # or "processing", "running", ...
@@ -104,9 +110,14 @@ class Faults:
             if total > 1.0:
                 raise ValueError(f"the {route} fault probabilities add up to more than 1")
         for name in ("retry_after", "response_delay", "response_delay_jitter",
-                     "download_bytes_per_second", "url_ttl", "concurrency_limit"):
+                     "download_bytes_per_second", "url_ttl", "concurrency_limit",
+                     "outage_at", "outage_seconds", "outage_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if self.outage_every and self.outage_every <= self.outage_seconds:
+            raise ValueError("outage_every must be longer than outage_seconds")
+        if (self.outage_at or self.outage_every) and not self.outage_seconds:
+            raise ValueError("outage_at and outage_every need outage_seconds")
 
 
 def _kinds(route: Route) -> tuple[str, ...]:

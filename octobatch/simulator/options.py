@@ -12,6 +12,7 @@ from dataclasses import fields
 
 from octobatch.argtypes import count, non_negative, probability
 from octobatch.simulator.faults import ROUTE_FAULTS, ROUTES, Faults
+from octobatch.simulator.usage import KeyUsage
 
 _WHAT = {
     "429": "a 429 with Retry-After",
@@ -30,6 +31,9 @@ _HELP = {
     "url_ttl": "result URLs expire after S seconds; a new poll hands out a fresh one",
     "concurrency_limit": "429 token_concurrency_limit_reached beyond N unfinished tasks",
     "honour_idempotency": "a repeated Idempotency-Key returns the first task (off upstream)",
+    "outage_at": "start a network outage S seconds after the simulator starts",
+    "outage_seconds": "the outage lasts S seconds: nothing listens, open connections drop",
+    "outage_every": "repeat the outage every S seconds (from one start to the next)",
     "status_running": "status word while running (default in_progress; e.g. processing)",
     "status_completed": "status word when done (default completed; e.g. succeeded)",
     "status_upper": "send status words in upper case",
@@ -63,6 +67,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="pad every served MP4 to at least N bytes")
     parser.add_argument("--seed", type=int, metavar="N", help="make faults and ids reproducible")
 
+    usage = parser.add_argument_group("the key's usage (GET /api/usage/token/)")
+    usage.add_argument("--quota-granted", type=count, default=KeyUsage.granted, metavar="N",
+                       help=f"quota granted to the key (default {KeyUsage.granted})")
+    usage.add_argument("--quota-used", type=count, default=0, metavar="N",
+                       help="quota already used (default 0)")
+    usage.add_argument("--unlimited-quota", action="store_true",
+                       help="report the key's quota as unlimited")
+    usage.add_argument("--key-expires-at", type=count, default=0, metavar="UNIX",
+                       help="the key's expiry in Unix seconds (default 0: never); once past, "
+                            "every request is refused with 401")
+    usage.add_argument("--no-usage-endpoint", action="store_true",
+                       help="leave the usage route out, like a gateway without it")
+
     group = parser.add_argument_group("faults (all off by default; see docs/simulator.md)")
     hints = typing.get_type_hints(Faults)
     for f in fields(Faults):
@@ -91,3 +108,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def faults_from_args(args: argparse.Namespace) -> Faults:
     """The `Faults` the parsed flags describe (raises ValueError for inconsistent ones)."""
     return Faults(**{f.name: getattr(args, f.name) for f in fields(Faults)})
+
+
+def usage_from_args(args: argparse.Namespace) -> KeyUsage | None:
+    """The `KeyUsage` the parsed flags describe; None without the usage route."""
+    if args.no_usage_endpoint:
+        return None
+    return KeyUsage(granted=args.quota_granted, used=args.quota_used,
+                    unlimited=args.unlimited_quota, expires_at=args.key_expires_at)

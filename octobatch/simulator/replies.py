@@ -29,9 +29,13 @@ def signed_link_error(status: int, code: str, message: str) -> web.Response:
     return web.Response(status=status, text=body, content_type="application/xml")
 
 
-def unauthorized() -> web.Response:
+def refusal(expired: bool) -> str:
     # The key a client sent is never echoed: a log of this answer must not leak it.
-    return openai_error(401, "无效的令牌 (invalid or missing API key)", code="invalid_api_key")
+    return "该令牌已过期 (the key has expired)" if expired else "无效的令牌 (invalid or missing API key)"
+
+
+def unauthorized(expired: bool = False) -> web.Response:
+    return openai_error(401, refusal(expired), code="token_expired" if expired else "invalid_api_key")
 
 
 def injected_fault(kind: str, retry_after: float) -> web.Response:

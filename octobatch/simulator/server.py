@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import json
+import logging
 import random
 import time
 from collections import Counter
@@ -21,6 +22,7 @@ from aiohttp import BodyPartReader, web
 from octobatch.simulator import replies
 from octobatch.simulator.faults import FaultDice, Faults, Route
 from octobatch.simulator.tasks import FAIL_MARKER, STUCK_MARKER, Outcome, Task, video_object
+from octobatch.simulator.usage import KeyUsage
 from octobatch.simulator.validation import (
     Rejected,
     Submission,
@@ -33,10 +35,12 @@ from octobatch.simulator.video import video_for
 
 DEMO_KEY = "sk-demo-octobatch"
 
-RequestKind = Literal["submit", "poll", "content", "download"]
+RequestKind = Literal["submit", "poll", "content", "download", "usage"]
 DROPPED = 0  # the status recorded when the connection was closed without an answer
 _MAX_BODY = 32 * 1024 * 1024  # a 15 MB reference video is ~20 MB as base64 JSON
 _CHUNK = 64 * 1024
+
+log = logging.getLogger("octobatch.simulator")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,12 +65,14 @@ class Simulator:
     least that size. `seed` makes faults, ids and jitter reproducible; `clock` drives task
     progress, so tests can advance time by hand. `adopt_unknown_tasks` answers a poll of an
     unknown task id as a finished task instead of `task_not_exist` (for `run --simulate`).
+    `usage` is what `GET /api/usage/token/` reports for the key; None leaves the route out,
+    as on a gateway that does not offer it.
     """
 
     def __init__(self, *, latency: float = 2.0, jitter: float = 0.0, faults: Faults | None = None,
                  api_key: str = DEMO_KEY, video_bytes: int | None = None, fail_rate: float = 0.0,
                  seed: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 adopt_unknown_tasks: bool = False) -> None:
+                 adopt_unknown_tasks: bool = False, usage: KeyUsage | None = KeyUsage()) -> None:
         if latency < 0 or jitter < 0:
             raise ValueError("latency and jitter must be >= 0")
         if not 0.0 <= fail_rate <= 1.0:
@@ -78,6 +84,7 @@ class Simulator:
         self.video_bytes = video_bytes
         self.clock = clock
         self.adopt_unknown_tasks = adopt_unknown_tasks
+        self.usage = usage
         self._auth = f"Bearer {api_key}"
         self._rng = random.Random(seed)
         self._dice = FaultDice(self.faults, random.Random(self._rng.random()))
@@ -85,7 +92,12 @@ class Simulator:
         self._by_idempotency_key: dict[str, Task] = {}
         self._unfinished: list[float] = []  # heap of finish times of tasks not yet finished
         self._runner: web.AppRunner | None = None
+        self._site: web.TCPSite | None = None
+        self._bound: tuple[str, int] = ("127.0.0.1", 0)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._outage_tasks: set[asyncio.Task[None]] = set()
         self.base_url = ""
+        self.outages: list[tuple[float, float]] = []  # (start, end) on the loop's clock
 
         self.requests: list[RecordedRequest] = []
         self.tasks: dict[str, Task] = {}
@@ -100,6 +112,9 @@ class Simulator:
         self.app.router.add_get("/v1/videos/{task_id}/content", self._content)
         self.app.router.add_get("/files/{name}", self._download)
         self.app.router.add_get("/api/status", self._platform_status)
+        if usage is not None:
+            self.app.router.add_get("/api/usage/token", self._usage)
+            self.app.router.add_get("/api/usage/token/", self._usage)
         self.app.router.add_route("*", "/api/{tail:.*}", self._platform_not_found)
         self.app.router.add_route("*", "/{tail:.*}", self._not_found)
 
@@ -110,17 +125,85 @@ class Simulator:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
+        try:
+            await site.start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner, self._site = runner, site
+        self._loop = asyncio.get_running_loop()
         bound_host, bound_port = runner.addresses[0][:2]
+        self._bound = (bound_host, bound_port)
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         self.base_url = f"http://{shown}:{bound_port}"
+        f = self.faults
+        if f.outage_seconds:
+            self.schedule_outage(f.outage_at, f.outage_seconds, every=f.outage_every)
         return self.base_url
 
     async def stop(self) -> None:
+        for task in list(self._outage_tasks):
+            task.cancel()
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+            self._runner = self._site = None
+
+    # -- outages -----------------------------------------------------------------------------
+
+    async def begin_outage(self) -> None:
+        """Stop listening and drop every open connection (kept-alive ones and requests in
+        flight, downloads mid-body included): clients see refused connections until
+        `end_outage`. Tasks keep running meanwhile, as they would at the provider."""
+        if self._runner is None or self._site is None:
+            return
+        await self._site.stop()
+        self._site = None
+        server = self._runner.server
+        for handler in server.connections if server is not None else []:
+            handler.force_close()
+        self.outages.append((asyncio.get_running_loop().time(), float("inf")))
+        log.info("outage: stopped listening on %s and dropped every connection", self.base_url)
+
+    async def end_outage(self) -> None:
+        """Listen again on the same address and port, with the same tasks."""
+        if self._runner is None or self._site is not None:
+            return
+        site = web.TCPSite(self._runner, *self._bound)
+        await site.start()
+        self._site = site
+        if self.outages:
+            self.outages[-1] = (self.outages[-1][0], asyncio.get_running_loop().time())
+        log.info("outage over: listening on %s again", self.base_url)
+
+    async def outage(self, seconds: float) -> None:
+        """An outage of `seconds`, returning when the server listens again."""
+        await self.begin_outage()
+        try:
+            await asyncio.sleep(seconds)
+        finally:
+            await self.end_outage()
+
+    def schedule_outage(self, after: float, seconds: float, *, every: float = 0.0) -> None:
+        """Start an outage of `seconds` in `after` seconds (repeated every `every` seconds when
+        given), without waiting for it. Safe to call from any thread once started, so a test
+        holding a `SimulatorThread` can cut the network under a subprocess."""
+        if self._loop is None:
+            raise RuntimeError("start the simulator before scheduling an outage")
+
+        async def run() -> None:
+            await asyncio.sleep(after)
+            while True:
+                await self.outage(seconds)
+                if not every:
+                    return
+                await asyncio.sleep(every - seconds)
+
+        def launch() -> None:
+            task = asyncio.ensure_future(run())
+            self._outage_tasks.add(task)
+            task.add_done_callback(self._outage_tasks.discard)
+
+        self._loop.call_soon_threadsafe(launch)
 
     # -- inspection --------------------------------------------------------------------------
 
@@ -152,8 +235,11 @@ class Simulator:
             request.headers.get("Idempotency-Key"), status, self.clock(),
         ))
 
+    def _key_expired(self) -> bool:
+        return self.usage is not None and self.usage.expired(time.time())
+
     def _authorized(self, request: web.Request) -> bool:
-        return request.headers.get("Authorization") == self._auth
+        return request.headers.get("Authorization") == self._auth and not self._key_expired()
 
     async def _hold_back(self) -> None:
         delay = self.faults.response_delay
@@ -259,7 +345,7 @@ class Simulator:
     async def _submit(self, request: web.Request) -> web.StreamResponse:
         if not self._authorized(request):
             self._record("submit", request, 401)
-            return replies.unauthorized()
+            return replies.unauthorized(self._key_expired())
         try:
             submission = await self._read_submission(request)
         except UnknownModel as exc:
@@ -298,7 +384,7 @@ class Simulator:
         self.polls_per_task[task_id] += 1
         if not self._authorized(request):
             self._record("poll", request, 401, task_id)
-            return replies.unauthorized()
+            return replies.unauthorized(self._key_expired())
         fault = await self._roll("poll")
         if fault == "drop":
             self._record("poll", request, DROPPED, task_id)
@@ -318,7 +404,7 @@ class Simulator:
         self.downloads_per_task[task_id] += 1
         if not self._authorized(request):
             self._record("content", request, 401, task_id)
-            return replies.unauthorized()
+            return replies.unauthorized(self._key_expired())
         task = self._find(task_id)
         if task is None:
             self._record("content", request, 400, task_id)
@@ -375,6 +461,14 @@ class Simulator:
     async def _platform_status(self, request: web.Request) -> web.Response:
         return web.json_response(
             {"success": True, "message": "", "data": {"system_name": "octopusx (simulated)"}})
+
+    async def _usage(self, request: web.Request) -> web.Response:
+        assert self.usage is not None  # the route exists only with a KeyUsage
+        if not self._authorized(request):
+            self._record("usage", request, 401)
+            return replies.platform_error(401, replies.refusal(self._key_expired()))
+        self._record("usage", request, 200)
+        return web.json_response(self.usage.body())
 
     async def _platform_not_found(self, request: web.Request) -> web.Response:
         return replies.platform_error(404, f"未找到 (no such platform route: {request.path})")
