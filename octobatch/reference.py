@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from octobatch.models import load_models
 from octobatch.schemas import default_schema_dir
 
 Schema = Mapping[str, Any]
@@ -36,12 +37,12 @@ field names. Put this line first in a manifest for completion and checking in yo
 """
 
 
-def render_reference(schemas: Path | None = None) -> str:
-    """The whole reference as Markdown."""
+def render_reference(schemas: Path | None = None, extra_dirs: Sequence[Path] = ()) -> str:
+    """The whole reference as Markdown: the document, then every model the loader knows."""
     root = schemas or default_schema_dir()
     manifest = _read(root / "manifest.schema.json")
     defs = manifest.get("$defs", {})
-    models = defs["jobFields"]["properties"]["model"]["enum"]
+    models = load_models(root, extra_dirs)
     out = [
         _INTRO,
         "## Document",
@@ -70,16 +71,33 @@ def render_reference(schemas: Path | None = None) -> str:
         "",
         "## Models",
         "",
-        "Known models: " + ", ".join(f"`{m}`" for m in models) + ".",
+        "Known models: " + ", ".join(f"`{m}`" for m in sorted(models)) + ".",
+        "",
+        _MODELS_NOTE,
     ]
-    for model in models:
-        schema = _read(root / "models" / f"{model}.schema.json")
-        out += ["", f"### {model}", "", _text(schema.get("description", "")), ""]
-        out += _table(schema, schema, skip=("model",))
+    for name in sorted(models):
+        model = models[name]
+        schema = model.schema
+        out += ["", f"### {name}", "", _text(schema.get("description", ""))]
+        if model.source:
+            out += ["", f"Source: <{model.source}>"]
+        out += ["", *_table(schema, schema, skip=("model",))]
         rules = list(_rules(schema))
         if rules:
             out += ["", "Rules:", "", *(f"- {rule}" for rule in rules)]
+        if model.unsaid:
+            out += ["", "The page leaves unsaid (octobatch does not guess; these are accepted "
+                    "as written or left to the provider):", "",
+                    *(f"- {_text(item)}" for item in model.unsaid)]
     return "\n".join(out).rstrip() + "\n"
+
+
+_MODELS_NOTE = """\
+Each model is one file in `schemas/models/` (models of one family share a file in
+`schemas/models/families/`), its rules taken from the provider page named under it. The built-in
+simulator (`octobatch simulate`, `run --simulate`) checks requests with its own rules, written
+separately from the same pages and not read from these files, so a mistake in a model file
+shows up as a refused request rather than being repeated by the simulator."""
 
 
 def _read(path: Path) -> Schema:

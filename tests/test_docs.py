@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from octobatch.cli import build_parser
+from octobatch.models import known_models
 from octobatch.progress import Event
 from octobatch.reference import render_reference
 
@@ -46,6 +47,12 @@ def test_reference_names_every_model_and_field() -> None:
     for schema in sorted((ROOT / "schemas" / "models").glob("*.schema.json")):
         assert f"### {schema.name.removesuffix('.schema.json')}\n" in text
     assert "| `input_reference` |" in text and "| `aspect_ratio` |" in text
+
+
+def test_readme_lists_every_model_the_loader_knows() -> None:
+    (paragraph,) = re.findall(r"^Supported models: (.*?)(?:\n\n|\. Job)", README.read_text(
+        encoding="utf-8"), re.MULTILINE | re.DOTALL)
+    assert sorted(re.findall(r"`([^`]+)`", paragraph)) == known_models()
 
 
 def test_readme_starts_with_the_demo_and_the_test_command() -> None:

@@ -67,7 +67,8 @@ def _manifest(**job: Any) -> dict[str, Any]:
 def test_schema_offers_the_known_models(validator: Draft202012Validator) -> None:
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text(encoding="utf-8"))
     models = schema["$defs"]["jobFields"]["properties"]["model"]["enum"]
-    on_disk = sorted(p.name.removesuffix(".schema.json") for p in (SCHEMAS / "models").iterdir())
+    on_disk = sorted(p.name.removesuffix(".schema.json")
+                     for p in (SCHEMAS / "models").glob("*.schema.json"))
     assert sorted(models) == on_disk
 
 

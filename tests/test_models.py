@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import shutil
@@ -17,9 +18,36 @@ from octobatch.schemas import default_schema_dir
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
 
 
-def test_known_models() -> None:
-    assert known_models() == ["jimeng-video-2.0", "jimeng-video-3.0", "omni-fast",
-                              "omni-fast-v2v"]
+def test_known_models_are_the_model_files() -> None:
+    on_disk = sorted(p.name.removesuffix(".schema.json")
+                     for p in (default_schema_dir() / "models").glob("*.schema.json"))
+    assert known_models() == on_disk and len(on_disk) >= 4
+    assert all(m.source and m.source.startswith("https://") for m in load_models().values())
+
+
+def test_a_family_file_is_shared_not_copied() -> None:
+    models = load_models()
+    family = default_schema_dir() / "models" / "families" / "jimeng.schema.json"
+    for name in ("jimeng-video-2.0", "jimeng-video-3.0"):
+        model = models[name]
+        assert model.field_files["seconds"] == family and model.field_files["model"] == (
+            model.schema_path)
+        assert model.schema["properties"]["model"] == {"const": name}
+        assert "seconds" not in json.loads(model.schema_path.read_text())["properties"]
+    assert models["jimeng-video-2.0"].validator.is_valid({"model": "jimeng-video-2.0",
+                                                          "prompt": "p", "seconds": "10"})
+    assert not models["jimeng-video-2.0"].validator.is_valid({"model": "jimeng-video-3.0",
+                                                              "prompt": "p"})
+
+
+def test_the_simulator_does_not_read_the_clients_model_rules() -> None:
+    source = (Path(__file__).parent.parent / "octobatch" / "simulator" / "validation.py")
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+    imported |= {a.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for a in node.names}
+    assert not {m for m in imported if m and m.startswith("octobatch")
+                and not m.startswith("octobatch.simulator")}
 
 
 def test_declarations_are_read_from_the_schemas() -> None:

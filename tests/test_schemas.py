@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from octobatch.editor_schema import render_editor_schema
 from octobatch.models import known_models, load_models
 from octobatch.schemas import (
     FastCheck,
@@ -34,25 +36,44 @@ def test_schemas_are_found_in_the_checkout() -> None:
 def editor_validator() -> Draft202012Validator:
     """manifest.schema.json as an editor uses it: model rules pulled in through $ref."""
     resources = [
-        (f"models/{p.name}", Resource.from_contents(json.loads(p.read_text())))
-        for p in (SCHEMAS / "models").glob("*.schema.json")
+        (p.relative_to(SCHEMAS).as_posix(), Resource.from_contents(json.loads(p.read_text())))
+        for p in (SCHEMAS / "models").rglob("*.schema.json")
     ]
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     return Draft202012Validator(schema, registry=Registry().with_resources(resources))
 
 
+def test_editor_schema_is_generated_from_the_model_files() -> None:
+    committed = (SCHEMAS / "manifest.schema.json").read_text(encoding="utf-8")
+    assert committed == render_editor_schema(), (
+        "schemas/manifest.schema.json is stale: run "
+        "`python -m octobatch.editor_schema > schemas/manifest.schema.json`")
+
+
 def test_editor_schema_lists_every_model_and_field() -> None:
     schema = json.loads((SCHEMAS / "manifest.schema.json").read_text())
     job_fields = schema["$defs"]["jobFields"]
-    assert job_fields["properties"]["model"]["enum"] == [
-        "jimeng-video-3.0", "jimeng-video-2.0", "omni-fast", "omni-fast-v2v"]
-    assert sorted(job_fields["properties"]["model"]["enum"]) == known_models()
+    assert job_fields["properties"]["model"]["enum"] == known_models()
     branches = {b["if"]["properties"]["model"]["const"]: b["then"]["properties"]
                 for b in job_fields["allOf"]}
+    assert sorted(branches) == known_models()
     for name, model in load_models().items():
         assert list(branches[name]) == list(model.fields)
-        assert all(ref["$ref"] == f"models/{name}.schema.json#/properties/{field}"
-                   for field, ref in branches[name].items())
+        for field, ref in branches[name].items():
+            where = model.field_files[field].relative_to(SCHEMAS).as_posix()
+            assert ref["$ref"] == f"{where}#/properties/{field}"
+            assert (SCHEMAS / where).is_file()
+
+
+def test_a_stale_editor_schema_is_caught(tmp_path: Path) -> None:
+    copy = tmp_path / "schemas"
+    shutil.copytree(SCHEMAS, copy)
+    (copy / "models" / "jimeng-video-4.0.schema.json").write_text(json.dumps({
+        "$ref": "families/jimeng.schema.json",
+        "properties": {"model": {"const": "jimeng-video-4.0"}}}))
+    rendered = json.loads(render_editor_schema(copy))
+    assert "jimeng-video-4.0" in rendered["$defs"]["jobFields"]["properties"]["model"]["enum"]
+    assert (copy / "manifest.schema.json").read_text() != render_editor_schema(copy)
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "example.yaml"])
