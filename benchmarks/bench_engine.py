@@ -31,14 +31,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bare_aiohttp import run_bare
 
-from octobatch.client import VideoClient
 from octobatch.engine import Engine, EngineOptions
 from octobatch.lockfile import StateStore
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
+from octobatch.providers import Providers
 from octobatch.retry import PollPacer
 from octobatch.simulator import DEMO_KEY
 from octobatch.simulator.tasks import QUEUED_SHARE
+from octobatch.transport import Transport
 
 SERVE = """
 import asyncio, sys
@@ -88,8 +89,8 @@ async def engine_run(base_url: str, directory: Path, jobs: int, concurrency: int
     options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
                             poll_interval=poll_interval)
     cpu = cpu_seconds()
-    async with VideoClient(base_url, DEMO_KEY, concurrency=concurrency) as client:
-        result = await Engine(store, client, options).run(plan)
+    async with Transport(base_url, DEMO_KEY, concurrency=concurrency) as transport:
+        result = await Engine(store, Providers(transport), options).run(plan)
     t2 = time.perf_counter()
     cpu = cpu_seconds() - cpu
     store.close()

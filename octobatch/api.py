@@ -21,21 +21,22 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from octobatch import plan as planning
-from octobatch.client import DEFAULT_BASE_URL, VideoClient
 from octobatch.engine import Engine, EngineOptions, RunResult
 from octobatch.errors import UsageError
 from octobatch.lockfile import StateStore, load_state
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Plan
 from octobatch.progress import Emit, discard
+from octobatch.providers import Providers
+from octobatch.providers.octopusx import DEFAULT_BASE_URL
 from octobatch.report import write_gallery
+from octobatch.retry import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL
+from octobatch.transport import Transport
 
 __all__ = ["Manifest", "Plan", "RunResult", "load_manifest", "make_plan", "run", "run_async"]
 
 ManifestLike = Manifest | str | os.PathLike[str]
 
-DEFAULT_CONCURRENCY = 8
-DEFAULT_POLL_INTERVAL = 5.0  # the provider suggests polling every 5-10 s
 SIMULATE_POLL_INTERVAL = 1.0
 # How long a task takes in the built-in simulator: long enough to watch a demo progress
 # (OCTOBATCH_SIMULATE_LATENCY overrides it, e.g. for quick checks).
@@ -97,8 +98,8 @@ async def run_async(
     async with endpoint(base_url, key, simulate) as (url, endpoint_key):
         store = StateStore.open(manifest.path)
         try:
-            async with VideoClient(url, endpoint_key, concurrency=options.concurrency) as client:
-                engine = Engine(store, client, options, on_event or discard)
+            async with Transport(url, endpoint_key, concurrency=options.concurrency) as transport:
+                engine = Engine(store, Providers(transport), options, on_event or discard)
                 plan = planning.plan_manifest(manifest, store.state, retry_failed=retry_failed)
                 return await engine.run(plan)
         finally:

@@ -24,7 +24,26 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from octobatch import progress as ev
-from octobatch.client import (
+from octobatch.errors import OctobatchError
+from octobatch.jobs import ApiRequest
+from octobatch.lockfile import LockEntry, StateStore, Status
+from octobatch.models import build_request, load_models
+from octobatch.plan import Action, Plan, Step
+from octobatch.providers.base import (
+    DEFAULT_PROVIDER,
+    Provider,
+    ProviderSource,
+    TaskState,
+    VideoStatus,
+)
+from octobatch.retry import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_POLL_INTERVAL,
+    CircuitBreaker,
+    PollPacer,
+    RetryPolicy,
+)
+from octobatch.transport import (
     Ambiguous,
     ApiError,
     AuthError,
@@ -33,16 +52,8 @@ from octobatch.client import (
     RateLimited,
     ServerError,
     TaskNotFound,
-    TaskState,
     UrlExpired,
-    VideoClient,
-    VideoStatus,
 )
-from octobatch.jobs import ApiRequest
-from octobatch.lockfile import LockEntry, StateStore, Status
-from octobatch.models import build_request
-from octobatch.plan import Action, Plan, Step
-from octobatch.retry import CircuitBreaker, PollPacer, RetryPolicy
 
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
@@ -54,11 +65,12 @@ _IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
 @dataclass(frozen=True)
 class EngineOptions:
     output_dir: Path
-    concurrency: int = 8
-    poll_interval: float = 5.0
+    concurrency: int = DEFAULT_CONCURRENCY
+    poll_interval: float = DEFAULT_POLL_INTERVAL
     timeout: float | None = None  # per-job deadline in seconds; None = wait as long as it takes
     prune: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    schema_dir: Path | None = None  # where the model files are (None: the shipped ones)
 
 
 @dataclass(frozen=True)
@@ -85,7 +97,7 @@ class Engine:
     def __init__(
         self,
         store: StateStore,
-        client: VideoClient,
+        providers: ProviderSource,
         options: EngineOptions,
         emit: ev.Emit = ev.discard,
         *,
@@ -94,7 +106,7 @@ class Engine:
         rng: random.Random | None = None,
     ) -> None:
         self.store = store
-        self.client = client
+        self.providers = providers
         self.options = options
         self.emit = emit
         self._sleep = sleep
@@ -195,6 +207,12 @@ class Engine:
     async def _process(self, step: Step) -> None:
         deadline = None if self.options.timeout is None else self._clock() + self.options.timeout
         entry = step.entry
+        try:
+            provider = self.provider_for(step.job.model if step.job else entry.model if entry
+                                         else "")
+        except OctobatchError as exc:  # a model file naming a provider this version lacks
+            self._fail(step.job_id, entry.task_id if entry else None, "unknown_provider",
+                       str(exc))
         task_id: str | None = None
         if step.action in (Action.POLL, Action.DOWNLOAD) and entry and entry.task_id:
             task_id = entry.task_id
@@ -204,18 +222,24 @@ class Engine:
         elif step.action is Action.RETRY and entry and entry.task_id and _timed_out(entry):
             # A task that outlived an earlier --timeout may have finished since: look before
             # paying for a new one.
-            task_id = await self._reclaim(step.job_id, entry.task_id)
+            task_id = await self._reclaim(provider, step.job_id, entry.task_id)
         if task_id is None:
-            task_id = await self._submit(step)
-            video = await self._await_result(step.job_id, task_id, deadline, fresh=True)
+            task_id = await self._submit(provider, step)
+            video = await self._await_result(provider, step.job_id, task_id, deadline, fresh=True)
         else:
-            video = await self._await_result(step.job_id, task_id, deadline, fresh=False)
-        await self._download(step.job_id, video)
+            video = await self._await_result(provider, step.job_id, task_id, deadline,
+                                             fresh=False)
+        await self._download(provider, step.job_id, video)
 
-    async def _reclaim(self, job_id: str, task_id: str) -> str | None:
+    def provider_for(self, model: str) -> Provider:
+        """The provider that serves `model` (its model file says; unknown models: default)."""
+        declared = load_models(self.options.schema_dir).get(model)
+        return self.providers.get(declared.provider if declared else DEFAULT_PROVIDER)
+
+    async def _reclaim(self, provider: Provider, job_id: str, task_id: str) -> str | None:
         """The old task's id if it is still worth waiting for, else None (submit anew)."""
         try:
-            video = await self.client.poll(task_id)
+            video = await provider.poll(task_id)
         except ApiError:
             return None
         if video.state is TaskState.FAILED:
@@ -225,7 +249,7 @@ class Engine:
 
     # -- submission --
 
-    async def _submit(self, step: Step) -> str:
+    async def _submit(self, provider: Provider, step: Step) -> str:
         job_id, job = step.job_id, step.job
         if job is None:
             raise _Done  # the plan only submits jobs that are in the manifest
@@ -250,7 +274,7 @@ class Engine:
                 status=Status.PENDING, idempotency_key=key,
             ))
         try:
-            request = build_request(job)
+            request = build_request(job, schema_dir=self.options.schema_dir)
         except (OSError, ValueError) as exc:
             self._fail(job_id, None, "bad_input", f"cannot build the request: {exc}")
         certain_retries = 0  # 429 / refused: nothing was created, so no uncertainty either
@@ -260,7 +284,7 @@ class Engine:
             await self.store.sync()
             try:
                 video = await _outlast_cancellation(
-                    asyncio.ensure_future(self._post(job_id, request, key, sent + 1)))
+                    asyncio.ensure_future(self._post(provider, job_id, request, key, sent + 1)))
             except (RateLimited, ConnectionFailed) as exc:
                 certain_retries += 1
                 kind = "connection" if isinstance(exc, ConnectionFailed) else None
@@ -297,9 +321,10 @@ class Engine:
                                possible_duplicate=possible_duplicate))
         return video.task_id
 
-    async def _post(self, job_id: str, request: ApiRequest, key: str, attempt: int) -> VideoStatus:
+    async def _post(self, provider: Provider, job_id: str, request: ApiRequest, key: str,
+                    attempt: int) -> VideoStatus:
         """Send one submission and journal its task id before anything else happens."""
-        video = await self.client.submit(request, key)
+        video = await provider.submit(request, key)
         self.store.update(
             job_id,
             task_id=video.task_id,
@@ -331,7 +356,8 @@ class Engine:
     # -- polling --
 
     async def _await_result(
-        self, job_id: str, task_id: str, deadline: float | None, *, fresh: bool
+        self, provider: Provider, job_id: str, task_id: str, deadline: float | None, *,
+        fresh: bool,
     ) -> VideoStatus:
         """Poll until the task completes; anything else ends the job for this run."""
         pacer = PollPacer(self.options.poll_interval, self._clock(), fresh=fresh, rng=self._rng)
@@ -343,7 +369,7 @@ class Engine:
                 delay = min(delay, max(deadline - self._clock(), 0.0))
             if delay > 0:
                 await self._sleep(delay)
-            video = await self._call(job_id, "poll", lambda: self.client.poll(task_id),
+            video = await self._call(job_id, "poll", lambda: provider.poll(task_id),
                                      task_id=task_id)
             now = self._clock()
             if video.state is TaskState.COMPLETED:
@@ -378,9 +404,9 @@ class Engine:
 
     # -- download --
 
-    async def _download(self, job_id: str, video: VideoStatus) -> None:
+    async def _download(self, provider: Provider, job_id: str, video: VideoStatus) -> None:
         task_id = video.task_id
-        url = video.video_url or self.client.content_url(task_id)
+        url = video.video_url or provider.content_url(task_id)
         final = self.options.output_dir / f"{job_id}.mp4"
         partial = self.options.output_dir / f".{job_id}.mp4.part"
         attempt = 0
@@ -388,16 +414,16 @@ class Engine:
             while True:
                 attempt += 1
                 try:
-                    got = await self.client.download(url, partial)
+                    got = await provider.download(url, partial)
                     break
                 except UrlExpired:
                     if attempt >= self._policy.download_attempts:
                         self._unfinished(job_id, task_id, "the result URL kept failing; rerun "
                                          "to download it again")
                     # Signed links expire: a poll hands out a fresh one. Never resubmit.
-                    fresh = await self._call(job_id, "poll", lambda: self.client.poll(task_id),
+                    fresh = await self._call(job_id, "poll", lambda: provider.poll(task_id),
                                              task_id=task_id)
-                    url = fresh.video_url or self.client.content_url(task_id)
+                    url = fresh.video_url or provider.content_url(task_id)
                 except AuthError as exc:
                     self._unfinished(job_id, task_id, f"download refused: {exc}")
                 except ApiError as exc:  # truncated, 5xx, 429, connection trouble

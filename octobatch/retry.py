@@ -12,6 +12,10 @@ import random
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+# Run defaults (a flag wins over the manifest's `settings:`, which wins over these).
+DEFAULT_CONCURRENCY = 8
+DEFAULT_POLL_INTERVAL = 5.0  # the provider suggests polling every 5-10 s
+
 # Submissions that certainly created nothing (429, connection refused) are safe to repeat.
 SUBMIT_ATTEMPTS = 12
 # An ambiguous submission (timeout, 5xx, dropped connection after sending) may have created a

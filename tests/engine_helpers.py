@@ -10,14 +10,15 @@ from typing import Any
 
 import yaml
 
-from octobatch.client import VideoClient
 from octobatch.engine import Engine, EngineOptions, RunResult
 from octobatch.lockfile import LockState, StateStore, load_state
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event
+from octobatch.providers import Providers
 from octobatch.retry import RetryPolicy
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.transport import Transport
 
 # Tiny delays so fault tests never wait on the wall clock; bounds as in production.
 FAST = RetryPolicy(base=0.001, cap=0.01, retry_after_cap=0.05)
@@ -71,8 +72,8 @@ async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool 
                          retry_failed=retry_failed)
         options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
                                 poll_interval=POLL, timeout=timeout, prune=prune, retry=policy)
-        async with VideoClient(sim.base_url, api_key, concurrency=concurrency) as client:
-            result = await Engine(store, client, options, events.append).run(plan)
+        async with Transport(sim.base_url, api_key, concurrency=concurrency) as transport:
+            result = await Engine(store, Providers(transport), options, events.append).run(plan)
     finally:
         store.close()
     return Outcome(result, events, load_state(manifest.path), manifest_path.parent)

@@ -11,7 +11,12 @@ import pytest
 from aiohttp import web
 from engine_helpers import png_bytes
 
-from octobatch.client import (
+from octobatch.jobs import ApiRequest, FilePart
+from octobatch.providers import Provider, TaskState, VideoStatus, connect
+from octobatch.providers.base import parse_progress
+from octobatch.providers.octopusx import parse_error_body
+from octobatch.simulator import DEMO_KEY, Faults, Simulator
+from octobatch.transport import (
     Ambiguous,
     AuthError,
     BadRequest,
@@ -19,22 +24,15 @@ from octobatch.client import (
     RateLimited,
     ServerError,
     TaskNotFound,
-    TaskState,
     TruncatedDownload,
     UrlExpired,
-    VideoClient,
-    VideoStatus,
-    parse_error_body,
-    parse_progress,
 )
-from octobatch.jobs import ApiRequest, FilePart
-from octobatch.simulator import DEMO_KEY, Faults, Simulator
 
 OMNI = ApiRequest(transport="json", json={"model": "omni-fast", "prompt": "waves",
                                           "seconds": "8", "aspect_ratio": "16:9"})
 
 
-async def wait_done(client: VideoClient, task_id: str) -> VideoStatus:
+async def wait_done(client: Provider, task_id: str) -> VideoStatus:
     for _ in range(200):
         video = await client.poll(task_id)
         if video.state in (TaskState.COMPLETED, TaskState.FAILED):
@@ -44,7 +42,7 @@ async def wait_done(client: VideoClient, task_id: str) -> VideoStatus:
 
 
 async def test_json_submit_poll_download(simulator: Simulator, tmp_path: Path) -> None:
-    async with VideoClient(simulator.base_url, DEMO_KEY) as client:
+    async with connect(simulator.base_url, DEMO_KEY) as client:
         submitted = await client.submit(OMNI, "key-1")
         assert submitted.state is TaskState.QUEUED
         video = await wait_done(client, submitted.task_id)
@@ -69,7 +67,7 @@ async def test_multipart_submit_uploads_the_reference_image(
               "size": "1280x720"},
         files=(FilePart("input_reference", image, "cat.png", "image/png"),),
     )
-    async with VideoClient(simulator.base_url, DEMO_KEY) as client:
+    async with connect(simulator.base_url, DEMO_KEY) as client:
         submitted = await client.submit(request, "key-2")
     task = simulator.tasks[submitted.task_id]
     assert task.prompt == "猫咪在草地上追逐蝴蝶"
@@ -89,7 +87,7 @@ async def test_every_vocabulary_variant_is_understood(
 ) -> None:
     sim = await make_simulator(faults=faults, latency=0.3)  # running long enough to be seen
     seen: set[TaskState] = set()
-    async with VideoClient(sim.base_url, DEMO_KEY) as client:
+    async with connect(sim.base_url, DEMO_KEY) as client:
         task_id = (await client.submit(OMNI, "k")).task_id
         while True:
             video = await client.poll(task_id)
@@ -106,7 +104,7 @@ async def test_every_vocabulary_variant_is_understood(
 
 async def test_failed_task_carries_the_providers_error(simulator: Simulator) -> None:
     request = ApiRequest(transport="json", json={**OMNI.json, "prompt": "boom [fail]"})  # type: ignore[dict-item]
-    async with VideoClient(simulator.base_url, DEMO_KEY) as client:
+    async with connect(simulator.base_url, DEMO_KEY) as client:
         video = await wait_done(client, (await client.submit(request, "k")).task_id)
     assert video.state is TaskState.FAILED
     assert video.error is not None and video.error["code"] == "generation_failed"
@@ -115,7 +113,7 @@ async def test_failed_task_carries_the_providers_error(simulator: Simulator) -> 
 
 async def test_bad_key_is_an_auth_error_that_never_shows_the_key(simulator: Simulator) -> None:
     secret = "sk-live-very-secret-123"
-    async with VideoClient(simulator.base_url, secret) as client:
+    async with connect(simulator.base_url, secret) as client:
         with pytest.raises(AuthError) as caught:
             await client.submit(OMNI, "k")
     assert caught.value.cause == "key" and caught.value.status == 401
@@ -133,7 +131,7 @@ async def test_submit_faults_map_to_typed_errors(
     make_simulator: Any, faults: Faults, error: type[Exception], retry_after: float | None
 ) -> None:
     sim = await make_simulator(faults=faults)
-    async with VideoClient(sim.base_url, DEMO_KEY) as client:
+    async with connect(sim.base_url, DEMO_KEY) as client:
         with pytest.raises(error) as caught:
             await client.submit(OMNI, "k")
         if isinstance(caught.value, RateLimited):
@@ -145,13 +143,13 @@ async def test_refused_connection_means_nothing_was_sent() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed again before the client connects
-    async with VideoClient(f"http://127.0.0.1:{port}", DEMO_KEY) as client:
+    async with connect(f"http://127.0.0.1:{port}", DEMO_KEY) as client:
         with pytest.raises(ConnectionFailed):
             await client.submit(OMNI, "k")
 
 
 async def test_unknown_task_and_bad_request(simulator: Simulator) -> None:
-    async with VideoClient(simulator.base_url, DEMO_KEY) as client:
+    async with connect(simulator.base_url, DEMO_KEY) as client:
         with pytest.raises(TaskNotFound) as caught:
             await client.poll("video_nope")
         assert caught.value.code == "task_not_exist" and "任务不存在" in caught.value.message
@@ -166,7 +164,7 @@ async def test_unknown_task_and_bad_request(simulator: Simulator) -> None:
 async def test_truncated_and_expired_downloads(make_simulator: Any, tmp_path: Path) -> None:
     sim = await make_simulator(faults=Faults(download_truncate_first=1, url_ttl=0.3),
                                video_bytes=300_000)
-    async with VideoClient(sim.base_url, DEMO_KEY) as client:
+    async with connect(sim.base_url, DEMO_KEY) as client:
         video = await wait_done(client, (await client.submit(OMNI, "k")).task_id)
         with pytest.raises(TruncatedDownload):
             await client.download(video.video_url or "", tmp_path / "v.mp4")
@@ -215,7 +213,7 @@ async def test_auth_failures_name_their_cause(tmp_path: Path, status: int, body:
     await site.start()
     port = runner.addresses[0][1]
     try:
-        async with VideoClient(f"http://127.0.0.1:{port}", "sk-secret-1") as client:
+        async with connect(f"http://127.0.0.1:{port}", "sk-secret-1") as client:
             with pytest.raises(AuthError) as caught:
                 await client.submit(OMNI, "k")
     finally:

@@ -9,13 +9,14 @@ from typing import Any
 
 from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, write_manifest
 
-from octobatch.client import VideoClient
 from octobatch.engine import Engine, EngineOptions
 from octobatch.lockfile import LockEntry, StateStore, Status, load_state
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event, Submitted
+from octobatch.providers import Providers
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.transport import Transport
 
 
 def assert_files_match(sim: Simulator, manifest_path: Path) -> None:
@@ -98,9 +99,9 @@ async def test_interrupted_run_resumes_by_polling_not_resubmitting(
                 submitted.set()
 
     plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
-    async with VideoClient(sim.base_url, DEMO_KEY) as client:
-        engine = Engine(store, client, EngineOptions(output_dir=manifest.output_dir,
-                                                     poll_interval=POLL), emit)
+    async with Transport(sim.base_url, DEMO_KEY) as transport:
+        engine = Engine(store, Providers(transport), EngineOptions(
+            output_dir=manifest.output_dir, poll_interval=POLL), emit)
         run = asyncio.create_task(engine.run(plan))
         await asyncio.wait_for(submitted.wait(), 5)
         run.cancel()  # what Ctrl-C does

@@ -13,14 +13,15 @@ from pathlib import Path
 from typing import IO
 
 from octobatch.api import endpoint, engine_options, resolve_api_key
-from octobatch.client import VideoClient
 from octobatch.engine import Engine, RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Action, plan_manifest
 from octobatch.progress import make_listener
+from octobatch.providers import Providers
 from octobatch.report import write_gallery
+from octobatch.transport import Transport
 
 
 def main(args: argparse.Namespace) -> int:
@@ -69,8 +70,8 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
                 store = StateStore.open(manifest.path)
                 stores.append(store)
-                async with VideoClient(base_url, key, concurrency=options.concurrency) as client:
-                    engine = Engine(store, client, options, emit)
+                async with Transport(base_url, key, concurrency=options.concurrency) as transport:
+                    engine = Engine(store, Providers(transport), options, emit)
                     try:
                         result = await _run_one(manifest, store, engine, args, say)
                     except asyncio.CancelledError:
