@@ -27,7 +27,7 @@ from octobatch import progress as ev
 from octobatch.errors import OctobatchError
 from octobatch.jobs import ApiRequest
 from octobatch.lockfile import LockEntry, StateStore, Status
-from octobatch.models import build_request, load_models
+from octobatch.models import build_request, find_model
 from octobatch.plan import Action, Plan, Step
 from octobatch.providers.base import (
     DEFAULT_PROVIDER,
@@ -233,8 +233,11 @@ class Engine:
 
     def provider_for(self, model: str) -> Provider:
         """The provider that serves `model` (its model file says; unknown models: default)."""
-        declared = load_models(self.options.schema_dir).get(model)
-        return self.providers.get(declared.provider if declared else DEFAULT_PROVIDER)
+        try:
+            name = find_model(model, self.options.schema_dir).provider
+        except OctobatchError:  # a resumed job whose model file is gone: the default dialect
+            name = DEFAULT_PROVIDER
+        return self.providers.get(name)
 
     async def _reclaim(self, provider: Provider, job_id: str, task_id: str) -> str | None:
         """The old task's id if it is still worth waiting for, else None (submit anew)."""
