@@ -32,7 +32,7 @@ def start_simulator(video_bytes: int) -> tuple[subprocess.Popen[str], str]:
     # running, so the polls render both kinds of answer.
     process = subprocess.Popen(
         [sys.executable, "-m", "octobatch", "simulate", "--port", "0", "--latency", "0",
-         "--video-bytes", str(video_bytes), "--seed", "1"],
+         "--video-bytes", str(video_bytes), "--seed", "1", "--quiet"],
         stdout=subprocess.PIPE, text=True)
     assert process.stdout is not None
     first = process.stdout.readline()

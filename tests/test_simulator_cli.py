@@ -72,7 +72,22 @@ def test_banner_example_works_and_ctrl_c_exits_cleanly() -> None:
         out, err = process.communicate(timeout=30)
     assert process.returncode == 0
     assert out.strip() == "simulator stopped"
-    assert err == ""
+    # Each request is logged on stderr, with the fault it met; the key never is.
+    lines = err.splitlines()
+    assert len(lines) == 2, err
+    assert re.fullmatch(r"\d\d:\d\d:\d\d POST /v1/videos -> 429 \(fault: 429\)", lines[0])
+    assert re.fullmatch(r"\d\d:\d\d:\d\d POST /v1/videos -> 200 task video_\w+", lines[1])
+    assert created["id"] in lines[1] and DEMO_KEY not in err
+
+
+def test_quiet_logs_nothing() -> None:
+    with serving("--quiet") as (process, banner):
+        base_url = banner[0].rsplit(" ", 1)[1]
+        subprocess.run(["curl", "-sS", f"{base_url}/api/status"], capture_output=True,
+                       timeout=30, check=True)
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    assert process.returncode == 0 and err == ""
 
 
 def test_sigterm_also_stops_cleanly() -> None:
@@ -95,6 +110,26 @@ def test_bad_fault_flags_exit_2_with_a_message(flags: list[str], message: str) -
                           capture_output=True, text=True, timeout=30, check=False)
     assert done.returncode == 2
     assert message in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_bad_value_prints_one_error_line_under_a_short_usage_line() -> None:
+    done = subprocess.run([sys.executable, "-m", "octobatch", "simulate", "--fail-rate", "2"],
+                          capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "usage: octobatch simulate [--host H] [--port P] [--latency S] [--quiet] "
+        "[FAULT OPTIONS ...]",
+        "octobatch simulate: error: argument --fail-rate: must be a probability from 0 to 1",
+    ]
+
+
+def test_help_says_a_task_is_created_only_for_submit_faults() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    noted = sorted(action.option_strings[0] for action in parser._actions
+                   if action.help and "still created" in action.help)
+    assert noted == ["--submit-502", "--submit-502-first", "--submit-drop",
+                     "--submit-drop-first"]
 
 
 def test_busy_port_exits_2_with_a_message() -> None:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import signal
+import sys
 from dataclasses import fields
 
 from octobatch.errors import EXIT_OK, UsageError
@@ -20,6 +22,8 @@ def main(args: argparse.Namespace) -> int:
         faults = faults_from_args(args)
     except ValueError as exc:
         raise UsageError(f"simulate: {exc}") from None
+    if not args.quiet:
+        _log_to_stderr()
     simulator = Simulator(latency=args.latency, jitter=args.jitter, faults=faults,
                           fail_rate=args.fail_rate, video_bytes=args.video_bytes, seed=args.seed,
                           usage=usage_from_args(args))
@@ -43,6 +47,16 @@ async def _serve(simulator: Simulator, host: str, port: int) -> int:
         await simulator.stop()
     print("simulator stopped", flush=True)
     return EXIT_OK
+
+
+def _log_to_stderr() -> None:
+    # One line per request and per injected fault, so a user can see what a client met.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", datefmt="%H:%M:%S"))
+    logger = logging.getLogger("octobatch.simulator")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
 
 
 def banner(base_url: str, faults: Faults) -> str:

@@ -22,8 +22,13 @@ ROUTES: tuple[Route, ...] = ("submit", "poll", "download")
 #   502       a gateway error; on submit the task IS created upstream (the ambiguous case)
 #   drop      the request is read, then the connection is closed without an answer; on submit
 #             the task IS created (the double-billing case)
-#   truncate  downloads only: full Content-Length announced, about half the bytes sent
-ROUTE_FAULTS: tuple[str, ...] = ("429", "429_bare", "500", "502", "503", "drop", "truncate")
+#   truncate  downloads only: full Content-Length announced, about half the bytes sent, closed
+#   stall     downloads only: about half the bytes sent, then silence on an open connection
+#   overlong  downloads only: a Content-Length larger than the body, then silence
+#   html      downloads only: 200 with an HTML error page instead of the video
+ROUTE_FAULTS: tuple[str, ...] = ("429", "429_bare", "500", "502", "503", "drop",
+                                 "truncate", "stall", "overlong", "html")
+DOWNLOAD_ONLY = frozenset({"truncate", "stall", "overlong", "html"})
 
 UrlLocation = Literal["video_url", "metadata", "data", "content"]
 ProgressStyle = Literal["int", "string", "percent"]
@@ -66,6 +71,9 @@ class Faults:
     download_503: float = 0.0
     download_drop: float = 0.0
     download_truncate: float = 0.0
+    download_stall: float = 0.0
+    download_overlong: float = 0.0
+    download_html: float = 0.0
     download_429_first: int = 0
     download_429_bare_first: int = 0
     download_500_first: int = 0
@@ -73,6 +81,16 @@ class Faults:
     download_503_first: int = 0
     download_drop_first: int = 0
     download_truncate_first: int = 0
+    download_stall_first: int = 0
+    download_overlong_first: int = 0
+    download_html_first: int = 0
+
+    # A CDN's ways of spoiling a transfer that did start.
+    cut_chunk_rate: float = 0.0  # chance per 64 KB chunk that the connection is cut inside it
+    ignore_range: bool = False  # answer Range requests with 200 and the whole file
+    object_changes: int = 0  # a task's file is replaced before each of its next N downloads
+    download_gzip: bool = False  # gzip the body when the client accepts gzip
+    url_ttl_cuts_downloads: bool = False  # a transfer still running when its URL expires is cut
 
     retry_after: float = 1.0  # seconds sent in Retry-After with the "429" fault
     response_delay: float = 0.0  # every API answer is held back this long ...
@@ -111,9 +129,12 @@ class Faults:
                 raise ValueError(f"the {route} fault probabilities add up to more than 1")
         for name in ("retry_after", "response_delay", "response_delay_jitter",
                      "download_bytes_per_second", "url_ttl", "concurrency_limit",
-                     "outage_at", "outage_seconds", "outage_every"):
+                     "outage_at", "outage_seconds", "outage_every", "object_changes"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
+        if not 0.0 <= self.cut_chunk_rate <= 1.0:
+            raise ValueError(f"cut_chunk_rate must be a probability in 0..1, got "
+                             f"{self.cut_chunk_rate}")
         if self.outage_every and self.outage_every <= self.outage_seconds:
             raise ValueError("outage_every must be longer than outage_seconds")
         if (self.outage_at or self.outage_every) and not self.outage_seconds:
@@ -121,7 +142,8 @@ class Faults:
 
 
 def _kinds(route: Route) -> tuple[str, ...]:
-    return ROUTE_FAULTS if route == "download" else ROUTE_FAULTS[:-1]
+    return ROUTE_FAULTS if route == "download" else tuple(
+        kind for kind in ROUTE_FAULTS if kind not in DOWNLOAD_ONLY)
 
 
 def fault_names() -> list[str]:
@@ -160,4 +182,14 @@ class FaultDice:
             for edge_p, kind in odds:
                 if u < edge_p:
                     return kind
+        return None
+
+    def cut_point(self, size: int, rate: float, chunk: int) -> int | None:
+        """Where a body of `size` bytes is cut when each `chunk` is cut with chance `rate`
+        (a random byte inside the chosen chunk), or None if it arrives whole."""
+        if not rate:
+            return None
+        for start in range(0, size, chunk):
+            if self._rng.random() < rate:
+                return start + self._rng.randrange(min(chunk, size - start))
         return None

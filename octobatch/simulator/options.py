@@ -18,11 +18,17 @@ _WHAT = {
     "429": "a 429 with Retry-After",
     "429_bare": "a 429 without Retry-After",
     "500": "a 500",
-    "502": "a 502 (on submit the task is still created)",
+    "502": "a 502",
     "503": "a 503",
-    "drop": "a dropped connection (on submit the task is still created)",
-    "truncate": "a truncated body",
+    "drop": "a dropped connection",
+    "truncate": "a body cut off halfway",
+    "stall": "a body that stops halfway on an open connection",
+    "overlong": "a Content-Length larger than the body",
+    "html": "200 and an HTML page instead of the video",
 }
+# Only on submit does a fault's answer hide a created (and billed) task.
+_CREATES_TASK = frozenset({"502", "drop"})
+_PROBABILITIES = frozenset({"cut_chunk_rate"})
 _HELP = {
     "retry_after": "seconds sent in Retry-After with the 429 faults (default 1)",
     "response_delay": "hold every API answer back this many seconds",
@@ -31,6 +37,11 @@ _HELP = {
     "url_ttl": "result URLs expire after S seconds; a new poll hands out a fresh one",
     "concurrency_limit": "429 token_concurrency_limit_reached beyond N unfinished tasks",
     "honour_idempotency": "a repeated Idempotency-Key returns the first task (off upstream)",
+    "cut_chunk_rate": "chance per 64 KB chunk of a download that the connection is cut in it",
+    "ignore_range": "answer Range requests with 200 and the whole file",
+    "object_changes": "replace a task's file (new ETag) before each of its next N downloads",
+    "download_gzip": "gzip downloads when the client accepts gzip",
+    "url_ttl_cuts_downloads": "cut a download still running when its URL expires",
     "outage_at": "start a network outage S seconds after the simulator starts",
     "outage_seconds": "the outage lasts S seconds: nothing listens, open connections drop",
     "outage_every": "repeat the outage every S seconds (from one start to the next)",
@@ -47,14 +58,26 @@ _HELP = {
 def _route_fault_help(name: str) -> str | None:
     for route in ROUTES:
         for kind in ROUTE_FAULTS:
+            what = _WHAT[kind]
+            if route == "submit" and kind in _CREATES_TASK:
+                what += " (the task is still created)"
             if name == f"{route}_{kind}":
-                return f"probability of {_WHAT[kind]} per {route} request"
+                return f"probability of {what} per {route} request"
             if name == f"{route}_{kind}_first":
-                return f"answer the first N {route} requests with {_WHAT[kind]}"
+                return f"answer the first N {route} requests with {what}"
     return None
 
 
+USAGE = "%(prog)s [--host H] [--port P] [--latency S] [--quiet] [FAULT OPTIONS ...]"
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # With ~80 flags argparse's generated usage is ~40 lines: a bad value would bury its
+    # one-line error under it. `--help` still lists every flag.
+    parser.usage = USAGE
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="log nothing per request (by default each request and each "
+                             "injected fault is logged to stderr)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks one)")
     parser.add_argument("--latency", type=non_negative, default=2.0, metavar="S",
@@ -96,9 +119,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         elif hint is int:
             group.add_argument(flag, type=count, default=f.default, metavar="N",
                                help=route_help or _HELP[f.name])
-        elif route_help is not None:
+        elif route_help is not None or f.name in _PROBABILITIES:
             group.add_argument(flag, type=probability, default=f.default, metavar="P",
-                               help=route_help)
+                               help=route_help or _HELP[f.name])
         else:
             metavar = "RATE" if f.name.endswith("per_second") else "S"
             group.add_argument(flag, type=non_negative, default=f.default, metavar=metavar,

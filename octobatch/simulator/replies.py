@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+# What a CDN or a captive portal serves with 200 instead of the file.
+HTML_ERROR_PAGE = ("<!DOCTYPE html>\n<html><head><title>Service temporarily unavailable</title>"
+                   "</head><body><h1>Please try again later</h1></body></html>\n")
+
 
 def openai_error(status: int, message: str, *, code: str = "", type_: str = "new_api_error",
                  headers: dict[str, str] | None = None) -> web.Response:

@@ -7,6 +7,7 @@ benchmark drives thousands of polls per second through them.
 from __future__ import annotations
 
 import asyncio
+import gzip
 import heapq
 import json
 import logging
@@ -19,7 +20,7 @@ from typing import Literal
 
 from aiohttp import BodyPartReader, web
 
-from octobatch.simulator import replies
+from octobatch.simulator import ranges, replies
 from octobatch.simulator.faults import FaultDice, Faults, Route
 from octobatch.simulator.tasks import FAIL_MARKER, STUCK_MARKER, Outcome, Task, video_object
 from octobatch.simulator.usage import KeyUsage
@@ -31,7 +32,7 @@ from octobatch.simulator.validation import (
     check_model,
     check_omni,
 )
-from octobatch.simulator.video import video_for
+from octobatch.simulator.video import video_file
 
 DEMO_KEY = "sk-demo-octobatch"
 
@@ -39,6 +40,8 @@ RequestKind = Literal["submit", "poll", "content", "download", "usage"]
 DROPPED = 0  # the status recorded when the connection was closed without an answer
 _MAX_BODY = 32 * 1024 * 1024  # a 15 MB reference video is ~20 MB as base64 JSON
 _CHUNK = 64 * 1024
+_STALL_CHECK = 0.05  # seconds between looks at a stalled connection
+_ERROR_FAULTS = frozenset({"429", "429_bare", "500", "502", "503"})
 
 log = logging.getLogger("octobatch.simulator")
 
@@ -104,6 +107,8 @@ class Simulator:
         self._created_per_prompt: Counter[str] = Counter()
         self.polls_per_task: Counter[str] = Counter()
         self.downloads_per_task: Counter[str] = Counter()
+        self.bytes_sent_per_task: Counter[str] = Counter()  # body bytes written, cut ones too
+        self._stopping = False
         self.peak_in_flight = 0
 
         self.app = web.Application(client_max_size=_MAX_BODY)
@@ -142,6 +147,7 @@ class Simulator:
         return self.base_url
 
     async def stop(self) -> None:
+        self._stopping = True
         for task in list(self._outage_tasks):
             task.cancel()
         if self._runner is not None:
@@ -222,18 +228,28 @@ class Simulator:
         """Exactly the bytes a client should end up with for `task_id`."""
         if task_id not in self.tasks:
             raise KeyError(f"no task {task_id!r} was created")
-        return video_for(task_id, self.video_bytes)
+        video = video_file(task_id, self.video_bytes, self.tasks[task_id].version)
+        return video.read(0, video.size)
 
     # -- helpers -----------------------------------------------------------------------------
 
     def _record(self, kind: RequestKind, request: web.Request, status: int,
-                task_id: str | None = None, submission: Submission | None = None) -> None:
+                task_id: str | None = None, submission: Submission | None = None, *,
+                fault: str | None = None) -> None:
         self.requests.append(RecordedRequest(
             kind, task_id,
             submission.model if submission else None,
             submission.prompt if submission else None,
             request.headers.get("Idempotency-Key"), status, self.clock(),
         ))
+        if log.isEnabledFor(logging.INFO):  # the poll path stays cheap when nobody listens
+            answer = "dropped" if status == DROPPED else str(status)
+            extra = f" (fault: {fault})" if fault else ""
+            shown = f" task {task_id}" if task_id and kind == "submit" else ""
+            ranged = request.headers.get("Range")
+            asked = f" [{ranged}]" if ranged else ""
+            log.info("%s %s%s -> %s%s%s", request.method, request.path, asked, answer, shown,
+                     extra)
 
     def _key_expired(self) -> bool:
         return self.usage is not None and self.usage.expired(time.time())
@@ -356,7 +372,7 @@ class Simulator:
             return replies.task_error(exc.status, exc.code, exc.message)
         fault = await self._roll("submit")
         if fault in ("429", "429_bare", "500", "503"):
-            self._record("submit", request, int(fault[:3]), submission=submission)
+            self._record("submit", request, int(fault[:3]), submission=submission, fault=fault)
             return replies.injected_fault(fault, self.faults.retry_after)
         key = request.headers.get("Idempotency-Key")
         if self.faults.honour_idempotency and key in self._by_idempotency_key:
@@ -365,16 +381,17 @@ class Simulator:
             return self._render(request, task)
         limit = self.faults.concurrency_limit
         if limit and self.in_flight() >= limit:
-            self._record("submit", request, 429, submission=submission)
+            self._record("submit", request, 429, submission=submission,
+                         fault="concurrency_limit")
             return replies.openai_error(
                 429, f"当前令牌并发任务数已达上限 {limit} (concurrency limit of {limit} tasks reached)",
                 code="token_concurrency_limit_reached")
         task = self._create(submission, key)
         if fault == "drop":
-            self._record("submit", request, DROPPED, task.id, submission)
+            self._record("submit", request, DROPPED, task.id, submission, fault=fault)
             return self._drop(request)
         if fault == "502":
-            self._record("submit", request, 502, task.id, submission)
+            self._record("submit", request, 502, task.id, submission, fault=fault)
             return replies.injected_fault(fault, self.faults.retry_after)
         self._record("submit", request, 200, task.id, submission)
         return self._render(request, task, just_created=True)
@@ -387,10 +404,10 @@ class Simulator:
             return replies.unauthorized(self._key_expired())
         fault = await self._roll("poll")
         if fault == "drop":
-            self._record("poll", request, DROPPED, task_id)
+            self._record("poll", request, DROPPED, task_id, fault=fault)
             return self._drop(request)
         if fault is not None:
-            self._record("poll", request, int(fault[:3]), task_id)
+            self._record("poll", request, int(fault[:3]), task_id, fault=fault)
             return replies.injected_fault(fault, self.faults.retry_after)
         task = self._find(task_id)
         if task is None:
@@ -432,31 +449,106 @@ class Simulator:
                           task: Task) -> web.StreamResponse:
         fault = await self._roll("download")
         if fault == "drop":
-            self._record(kind, request, DROPPED, task.id)
+            self._record(kind, request, DROPPED, task.id, fault=fault)
             return self._drop(request)
-        if fault not in (None, "truncate"):
-            self._record(kind, request, int(fault[:3]), task.id)
+        if fault in _ERROR_FAULTS:
+            self._record(kind, request, int(fault[:3]), task.id, fault=fault)
             return replies.injected_fault(fault, self.faults.retry_after)
-        data = video_for(task.id, self.video_bytes)
-        self._record(kind, request, 200, task.id)
-        response = web.StreamResponse(headers={"Content-Type": "video/mp4"})
-        response.content_length = len(data)
+        if fault == "html":
+            self._record(kind, request, 200, task.id, fault=fault)
+            return web.Response(text=replies.HTML_ERROR_PAGE, content_type="text/html")
+        self._replace_object_if_due(task)
+        video = video_file(task.id, self.video_bytes, task.version)
+        etag, last_modified = ranges.validators(task.id, task.version, task.modified)
+        headers = {"Content-Type": "video/mp4", "ETag": etag, "Last-Modified": last_modified}
+        start, end, status = 0, video.size, 200
+        if not self.faults.ignore_range:
+            headers["Accept-Ranges"] = "bytes"
+            try:
+                wanted = ranges.requested_range(request.headers.get("Range"),
+                                                request.headers.get("If-Range"), video.size,
+                                                etag, last_modified)
+            except ranges.Unsatisfiable:
+                self._record(kind, request, 416, task.id)
+                return web.Response(status=416, headers={**headers,
+                                                         "Content-Range": f"bytes */{video.size}"})
+            if wanted is not None:
+                (start, end), status = wanted, 206
+                headers["Content-Range"] = f"bytes {start}-{end - 1}/{video.size}"
+        elif "Range" in request.headers:
+            fault = fault or "ignore_range"
+        body: bytes | None = None
+        if (status == 200 and self.faults.download_gzip
+                and "gzip" in request.headers.get("Accept-Encoding", "")):
+            body = gzip.compress(video.read(0, video.size), compresslevel=1)
+            headers["Content-Encoding"] = "gzip"
+            fault = fault or "gzip"
+        length = len(body) if body is not None else end - start
+        self._record(kind, request, status, task.id, fault=fault)
+        response = web.StreamResponse(status=status, headers=headers)
+        response.content_length = length + (1024 if fault == "overlong" else 0)
         await response.prepare(request)
-        end = len(data) // 2 if fault == "truncate" else len(data)
-        rate = self.faults.download_bytes_per_second
-        # Throttled: a tenth of a second's worth per write, so the rate holds at any size.
-        step = max(1, int(rate / 10)) if rate else _CHUNK
-        for offset in range(0, end, step):
-            piece = data[offset:min(offset + step, end)]
-            if rate:  # pause before each piece, so the last one arrives on time too
-                await asyncio.sleep(len(piece) / rate)
-            await response.write(piece)
-        if fault == "truncate":
+
+        def read(offset: int, upto: int) -> bytes:
+            if body is not None:
+                return body[offset:upto]
+            return video.read(start + offset, start + upto)
+
+        stop = length
+        if fault in ("truncate", "stall"):
+            stop = length // 2
+        cut = self._dice.cut_point(stop, self.faults.cut_chunk_rate, _CHUNK)
+        if cut is not None:
+            stop, fault = cut, "cut_chunk"
+        sent = await self._stream(request, response, task, read, stop,
+                                  expiring=kind == "download" and self.faults.url_ttl_cuts_downloads)
+        if sent < length or fault == "overlong":
+            what = "cut the connection" if fault in ("truncate", "cut_chunk") or sent < stop \
+                else "stalled"
+            self._log_fault(task, f"{fault or 'url_ttl'}: {what} after {sent} of {length} bytes")
+            if what == "stalled":
+                await self._stall(request)
             if request.transport is not None:
                 request.transport.close()
             return response
         await response.write_eof()
         return response
+
+    async def _stream(self, request: web.Request, response: web.StreamResponse, task: Task,
+                      read: Callable[[int, int], bytes], stop: int, *, expiring: bool) -> int:
+        """Write bytes 0..stop of the body; returns how many went out (fewer when the link
+        expired under `url_ttl_cuts_downloads`)."""
+        rate = self.faults.download_bytes_per_second
+        # Throttled: a tenth of a second's worth per write, so the rate holds at any size.
+        step = min(_CHUNK, max(1, int(rate / 10))) if rate else _CHUNK
+        offset = 0
+        while offset < stop:
+            if expiring and self.clock() >= task.url_expires:
+                break
+            piece = read(offset, min(offset + step, stop))
+            if rate:  # pause before each piece, so the last one arrives on time too
+                await asyncio.sleep(len(piece) / rate)
+            await response.write(piece)
+            offset += len(piece)
+            self.bytes_sent_per_task[task.id] += len(piece)
+        return offset
+
+    async def _stall(self, request: web.Request) -> None:
+        # Silence on an open connection until the client gives up or the simulator stops.
+        while not self._stopping and request.transport is not None \
+                and not request.transport.is_closing():
+            await asyncio.sleep(_STALL_CHECK)
+
+    def _replace_object_if_due(self, task: Task) -> None:
+        task.download_requests += 1
+        if task.download_requests > 1 and task.version < self.faults.object_changes:
+            task.version += 1
+            # A new Last-Modified even within the same second as the previous version.
+            task.modified = max(int(time.time()), task.modified + 1)
+            self._log_fault(task, f"object_changes: the file is now version {task.version}")
+
+    def _log_fault(self, task: Task, what: str) -> None:
+        log.info("fault for task %s: %s", task.id, what)
 
     async def _platform_status(self, request: web.Request) -> web.Response:
         return web.json_response(

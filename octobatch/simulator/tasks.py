@@ -23,7 +23,7 @@ STUCK_MARKER = "[stuck]"  # in a prompt: the task runs forever (for client deadl
 
 @dataclass
 class Task:
-    """One generation task; mutable only in its current download URL."""
+    """One generation task; mutable only in its current download URL and file version."""
 
     id: str
     model: str
@@ -36,6 +36,12 @@ class Task:
     outcome: Outcome
     url_token: str | None = field(default=None, repr=False)
     url_expires: float = field(default=math.inf, repr=False)
+    version: int = field(default=0, repr=False)  # bumped when the provider replaces the file
+    modified: int = field(default=0, repr=False)  # Unix seconds of the current version
+    download_requests: int = field(default=0, repr=False)
+
+    def __post_init__(self) -> None:
+        self.modified = self.modified or self.created_at
 
     @property
     def finishes_at(self) -> float:
