@@ -16,7 +16,7 @@ from octobatch.api import endpoint, engine_options, resolve_api_key
 from octobatch.engine import Engine, RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
-from octobatch.manifest import Manifest, load_manifest
+from octobatch.manifest import Manifest, load_manifests
 from octobatch.plan import Action, plan_manifest
 from octobatch.progress import make_listener
 from octobatch.providers import Providers
@@ -26,9 +26,10 @@ from octobatch.transport import Transport
 
 def main(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else None
-    # Every manifest is validated before any request is made: a typo must not cost a half-run.
-    manifests = [load_manifest(Path(p), allow_outside_files=args.allow_outside_files,
-                               output_dir=output_dir) for p in args.manifests]
+    # Every manifest is validated, and every problem of each reported, before any request is
+    # made: a typo must not cost a half-run.
+    manifests = load_manifests(args.manifests, allow_outside_files=args.allow_outside_files,
+                               output_dir=output_dir)
     api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
     try:
         return asyncio.run(_run_all(args, manifests, api_key))

@@ -1,0 +1,132 @@
+"""One manifest entry -> the drafts of its jobs: defaults merged under it, its matrix expanded.
+
+A draft is a job before it is checked: its fields, where each of them was written (so that
+any problem can be reported at its place), and the variables of its matrix combination.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from octobatch.manifest.report import Reporter
+from octobatch.manifest.templates import Variable
+from octobatch.manifest.yamlpos import DocPath
+from octobatch.models import Model
+from octobatch.schemas import Problem, did_you_mean, field_label, problems
+
+MAX_MATRIX_JOBS = 100_000
+JOB_KEYS = ("id", "matrix")  # keys of a job entry that are not API fields
+_NUMERIC_TEXT = re.compile(r"\s*[0-9]{1,9}\s*")  # as the schemas' pattern; no huge ints
+
+
+@dataclass
+class Draft:
+    """One job of an entry, before its fields are checked against its model."""
+
+    where: DocPath  # the manifest entry
+    label: str  # how messages name the job until its id is known
+    raw_id: Any  # the entry's `id` (a template), if it has one
+    fields: dict[str, Any]  # merged fields; `model` included until the model is resolved
+    origins: dict[str, DocPath]  # field -> where its value was written
+    variables: dict[str, Variable]  # this combination of the matrix
+
+
+def as_number(value: Any) -> Any:
+    """A number or numeric string as an int, for range checks; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and _NUMERIC_TEXT.fullmatch(value):
+        return int(value)
+    return value
+
+
+def expand_entry(index: int, raw: dict[str, Any], defaults: Mapping[str, Any],
+                 reporter: Reporter) -> Iterator[Draft]:
+    """The drafts of one manifest entry: one, or one per matrix combination."""
+    where: DocPath = ("jobs", index)
+    raw_id = raw.get("id")
+    label = raw_id if isinstance(raw_id, str) else f"#{index + 1}"
+    own = {k: v for k, v in raw.items() if k not in JOB_KEYS}
+    origins: dict[str, DocPath] = {k: ("defaults", k) for k in defaults}
+    origins.update({k: (*where, k) for k in own})
+    base = {**defaults, **own}
+    matrix: dict[str, list[Any]] = raw.get("matrix") or {}
+
+    clashes = [key for key in matrix if key in own or key in JOB_KEYS]
+    for key in clashes:
+        message = (f"'{key}' cannot be a matrix key" if key in JOB_KEYS
+                   else f"'{key}' is set both on the job and in its matrix")
+        reporter.report((*where, "matrix", key), message, job=label, field=f"matrix.{key}",
+                        hint=None if key in JOB_KEYS else "keep one of them", at_key=True)
+    count = math.prod(len(values) for values in matrix.values())
+    if count > MAX_MATRIX_JOBS:
+        reporter.report((*where, "matrix"), f"expands to {count:,} jobs; at most "
+                        f"{MAX_MATRIX_JOBS:,} per entry", job=label, field="matrix")
+    if clashes or count > MAX_MATRIX_JOBS:
+        return
+
+    axes = [
+        [(key, Variable(value, (*where, "matrix", key, i))) for i, value in enumerate(values)]
+        for key, values in matrix.items()
+    ]
+    for combination in itertools.product(*axes):
+        yield Draft(where, label, raw_id, dict(base), dict(origins), dict(combination))
+
+
+class Defaults:
+    """The manifest's `defaults`, and which of them each model takes.
+
+    Defaults are shared by jobs of different models: a default the model has no such field
+    for, or whose value the model does not accept (`seconds: 8` reaching a jimeng job), is
+    left out and the model's own default applies. A default no job accepts is reported once,
+    at the end.
+    """
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = {k: v for k, v in values.items() if k not in JOB_KEYS}
+        self._fits: dict[tuple[str, str], bool] = {}
+        self._accepted: set[str] = set()
+        self._rejections: dict[str, Problem] = {}
+
+    def drop_unfit(self, model: Model, draft: Draft) -> None:
+        """Remove from `draft` the defaults its model does not take."""
+        for key, origin in list(draft.origins.items()):
+            if origin[0] == "defaults" and key in draft.fields and not self.fits(model, key):
+                del draft.fields[key], draft.origins[key]
+
+    def fits(self, model: Model, key: str) -> bool:
+        cached = self._fits.get((model.name, key))
+        if cached is not None:
+            return cached
+        fits = key in model.fields
+        if fits:
+            value = self.values[key]
+            if key in model.numeric_fields:
+                value = as_number(value)
+            instance = {"model": model.name, "prompt": "-", key: value}
+            rejected = [p for p in problems(model.validator, instance) if p.path[:1] == (key,)]
+            fits = not rejected
+            if rejected:
+                self._rejections.setdefault(key, rejected[0])
+        if fits:
+            self._accepted.add(key)
+        self._fits[(model.name, key)] = fits
+        return fits
+
+    def check(self, models: Mapping[str, Model], reporter: Reporter) -> None:
+        """Report defaults that are no model's field, and defaults no job could take."""
+        every_field = {"model", *(f for m in models.values() for f in m.fields)}
+        for key in self.values:
+            if key not in every_field:
+                reporter.report(("defaults", key), "unknown field", field=f"defaults.{key}",
+                                hint=did_you_mean(key, every_field), at_key=True)
+            elif key in self._rejections and key not in self._accepted:
+                problem = self._rejections[key]
+                reporter.report(("defaults", *problem.path), problem.message,
+                                field=f"defaults.{field_label(problem.path)}",
+                                hint="no job's model accepts this default")

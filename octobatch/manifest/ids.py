@@ -1,0 +1,52 @@
+"""Job ids: their rule, and the register that keeps them unique within a manifest."""
+
+from __future__ import annotations
+
+import re
+
+from octobatch.manifest.report import Reporter
+from octobatch.manifest.yamlpos import DocPath
+from octobatch.schemas import show
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+ID_RULE = "ids start with a letter or digit and contain only letters, digits, '.', '_' and '-'"
+_NOT_IN_ID = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def id_safe(text: str) -> str:
+    """A matrix value as part of an id: `16:9` -> `16-9`."""
+    return _NOT_IN_ID.sub("-", text)
+
+
+def id_problem(job_id: str) -> tuple[str, str] | None:
+    """(message, hint) when `job_id` cannot be an id, else None."""
+    if not ID_PATTERN.fullmatch(job_id):
+        return f"invalid id {show(job_id)}", ID_RULE
+    return None
+
+
+class IdRegister:
+    """Which manifest entry produced each job id, so that a second use is reported there."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self.reporter = reporter
+        self._first: dict[str, DocPath] = {}
+
+    def claim(self, job_id: str, where: DocPath, *, derived: bool) -> bool:
+        """Record that the entry at `where` produced `job_id`; False (reported) if taken."""
+        first = self._first.get(job_id)
+        if first is None:
+            self._first[job_id] = where
+            return True
+        if first == where:  # two combinations of one matrix
+            message = (f"the matrix makes identical jobs ('{job_id}')" if derived
+                       else f"the matrix gives several jobs the id '{job_id}'")
+            hint = "use every matrix variable in the id or the prompt"
+        else:
+            there = self.reporter.position(first)
+            message = (f"same content as the job at {there}, so both get the id '{job_id}'"
+                       if derived else f"duplicate id '{job_id}', also used at {there}")
+            hint = ("give each an id to generate it more than once" if derived
+                    else "ids must be unique; rename one of the jobs")
+        self.reporter.report((*where, "id"), message, job=job_id, field="id", hint=hint)
+        return False

@@ -1,0 +1,204 @@
+"""A draft -> a JobSpec: its model, templates, fields checked against the model, local files
+checked and hashed, the canonical request and its hash, and the job's id."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+
+from octobatch.jobs import JobSpec, LocalFile
+from octobatch.manifest.expand import Defaults, Draft, as_number
+from octobatch.manifest.files import FileChecker, FileProblem, check_data_uri, ref_form
+from octobatch.manifest.ids import IdRegister, id_problem, id_safe
+from octobatch.manifest.report import Reporter
+from octobatch.manifest.templates import TemplateProblem, render
+from octobatch.manifest.yamlpos import DocPath
+from octobatch.models import Model
+from octobatch.schemas import did_you_mean, field_label, problems, show
+
+
+def canonical_hash(canonical: Mapping[str, Any]) -> str:
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+class JobBuilder:
+    """Turns the drafts of one manifest into job specs, reporting every problem on the way."""
+
+    def __init__(self, models: Mapping[str, Model], defaults: Defaults, files: FileChecker,
+                 reporter: Reporter) -> None:
+        self.models = models
+        self.defaults = defaults
+        self.files = files
+        self.reporter = reporter
+        self.ids = IdRegister(reporter)
+
+    def build(self, draft: Draft) -> JobSpec | None:
+        """The job of `draft`, or None when it is invalid (its problems are reported)."""
+        model = self.model_of(draft)
+        if model is None:
+            return None
+        self.defaults.drop_unfit(model, draft)
+        for key, variable in draft.variables.items():
+            if key in model.fields:  # an API field: set on the job; other keys are variables
+                draft.fields[key] = variable.value
+                draft.origins[key] = variable.path
+
+        job_id = self.fill_templates(draft, model)
+        if job_id is False or not self.valid_fields(draft, model):
+            return None
+        fields = draft.fields
+        for name, default in model.defaults.items():
+            fields.setdefault(name, default)
+        for name in model.numeric_fields:
+            if name in fields:
+                fields[name] = str(fields[name])
+        files = self.local_files(draft, model)
+        if files is None:
+            return None
+
+        canonical = _canonical(model.name, fields, files)
+        spec_hash = canonical_hash(canonical)
+        if job_id is None:
+            job_id = f"{model.name}-{spec_hash[:10]}"
+            if not self.ids.claim(job_id, draft.where, derived=True):
+                return None
+        return JobSpec(
+            id=job_id,
+            model=model.name,
+            fields=fields,
+            files=files,
+            spec_hash=spec_hash,
+            source=self.reporter.position(draft.where),
+            canonical=canonical,
+        )
+
+    def model_of(self, draft: Draft) -> Model | None:
+        """The job's model (from its matrix, the job, or defaults); removes it from the fields."""
+        variable = draft.variables.get("model")
+        if variable is not None:
+            draft.fields["model"] = variable.value
+            draft.origins["model"] = variable.path
+        name = draft.fields.pop("model", None)
+        known = ", ".join(sorted(self.models))
+        if name is None:
+            self.reporter.report(draft.where, "missing required field", job=draft.label,
+                                 field="model",
+                                 hint=f"set it on the job or in defaults; known models: {known}")
+            return None
+        model = self.models.get(name) if isinstance(name, str) else None
+        if model is None:
+            self.reporter.report(
+                draft.origins["model"], f"unknown model {show(name)}; known models: {known}",
+                job=draft.label, field="model",
+                hint=did_you_mean(name, self.models) if isinstance(name, str) else None)
+        return model
+
+    def fill_templates(self, draft: Draft, model: Model) -> str | None | Literal[False]:
+        """Fill id and prompt from the variables; the job's id (None: derive it from the
+        content), False if invalid. Once the id is known, messages name the job by it."""
+        used: set[str] = set()
+        job_id = None
+        ok = True
+        if isinstance(draft.raw_id, str):
+            where = (*draft.where, "id")
+            job_id, found = render(draft.raw_id, draft.variables, used, clean=id_safe)
+            self.template_problems(found, where, "id", draft.label)
+            invalid = None if found else id_problem(job_id)
+            if invalid:
+                self.reporter.report(where, invalid[0], job=job_id, field="id", hint=invalid[1])
+            if found or invalid:
+                ok = False
+            else:
+                draft.label = job_id
+                ok = self.ids.claim(job_id, draft.where, derived=False)
+        prompt = draft.fields.get("prompt")
+        if isinstance(prompt, str):
+            draft.fields["prompt"], found = render(prompt, draft.variables, used)
+            self.template_problems(found, draft.origins["prompt"], "prompt", draft.label)
+            ok = ok and not found
+        for key, variable in draft.variables.items():
+            if key not in model.fields and key != "model" and key not in used:
+                self.reporter.report(
+                    variable.path[:-1],
+                    f"'{key}' is neither a field of {model.name} nor used as {{{key}}} "
+                    "in id or prompt",
+                    job=draft.label, field=f"matrix.{key}", at_key=True,
+                    hint=did_you_mean(key, model.fields),
+                )
+                ok = False
+        return job_id if ok else False
+
+    def template_problems(self, found: Iterable[TemplateProblem], where: DocPath, field: str,
+                          label: str) -> None:
+        for problem in found:
+            at = problem.variable.path if problem.variable else where
+            self.reporter.report(at, problem.message, job=label, field=field, hint=problem.hint)
+
+    def valid_fields(self, draft: Draft, model: Model) -> bool:
+        """Check the job's fields against its model's schema, reporting every problem."""
+        fields = draft.fields
+        for name in model.numeric_fields:
+            if name in fields:
+                fields[name] = as_number(fields[name])
+        found = problems(model.validator, {"model": model.name, **fields})
+        for problem in found:
+            head = problem.path[0] if problem.path else None
+            source = draft.origins.get(head) if isinstance(head, str) else None
+            hint = problem.hint
+            if source is None and head is not None and hint is None:
+                hint = "set it on the job or in defaults"
+            self.reporter.report(
+                (*source, *problem.path[1:]) if source else draft.where,
+                problem.message,
+                job=draft.label,
+                field=field_label(problem.path) or None,
+                hint=hint,
+                at_key=problem.at_key,
+            )
+        return not found
+
+    def local_files(self, draft: Draft, model: Model) -> tuple[LocalFile, ...] | None:
+        """Check every file reference of the job; None when one of them is unusable."""
+        files: list[LocalFile] = []
+        ok = True
+        for name, declared in model.file_fields.items():
+            value = draft.fields.get(name)
+            if value is None:
+                continue
+            items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
+            for i, item in items:
+                ref_label = name if i is None else f"{name}[{i}]"
+                where = draft.origins[name] if i is None else (*draft.origins[name], i)
+                max_bytes = model.max_video_bytes if declared.kind == "video" else None
+                try:
+                    form = ref_form(item)
+                    if declared.local_only and form != "local":
+                        raise FileProblem(
+                            f"must be a local {declared.kind} file: {model.name} uploads it",
+                            "download it and give its path relative to the manifest",
+                        )
+                    if form == "data":
+                        check_data_uri(item, declared.kind, max_bytes)
+                    elif form == "local":
+                        files.append(self.files.check(item, ref_label, declared.kind, max_bytes))
+                except FileProblem as problem:
+                    self.reporter.report(where, problem.message, job=draft.label,
+                                         field=ref_label, hint=problem.hint)
+                    ok = False
+        return tuple(files) if ok else None
+
+
+def _canonical(model: str, fields: Mapping[str, Any], files: Iterable[LocalFile]
+               ) -> dict[str, Any]:
+    """What identifies the video: the request with each local file replaced by its hash."""
+    by_label = {f.field: f"sha256:{f.sha256}" for f in files}
+    canonical: dict[str, Any] = {"model": model}
+    for key, value in fields.items():
+        if isinstance(value, list):
+            canonical[key] = [by_label.get(f"{key}[{i}]", v) for i, v in enumerate(value)]
+        else:
+            canonical[key] = by_label.get(key, value)
+    return canonical
