@@ -21,17 +21,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from octobatch import plan as planning
-from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.engine import EngineOptions, RunResult
 from octobatch.errors import UsageError
-from octobatch.lockfile import StateStore, load_state
+from octobatch.lockfile import load_state
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Plan
 from octobatch.progress import Emit, discard
-from octobatch.providers import Providers
 from octobatch.providers.octopusx import DEFAULT_BASE_URL
-from octobatch.report import write_gallery
 from octobatch.retry import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL
-from octobatch.transport import Transport
+from octobatch.session import RunSession
 
 __all__ = ["Manifest", "Plan", "RunResult", "load_manifest", "make_plan", "run", "run_async"]
 
@@ -95,18 +93,9 @@ async def run_async(
     key = resolve_api_key(api_key, base_url=base_url, simulate=simulate)
     options = engine_options(manifest, concurrency=concurrency, poll_interval=poll_interval,
                              timeout=timeout, prune=prune, simulate=simulate)
-    async with endpoint(base_url, key, simulate) as (url, endpoint_key):
-        store = StateStore.open(manifest.path)
-        try:
-            async with Transport(url, endpoint_key, concurrency=options.concurrency) as transport:
-                engine = Engine(store, Providers(transport), options, on_event or discard)
-                plan = planning.plan_manifest(manifest, store.state, retry_failed=retry_failed)
-                return await engine.run(plan)
-        finally:
-            # Also on cancellation or an error: whatever happened is in the lockfile and the
-            # gallery, and the run lock is released.
-            store.close()
-            write_gallery(manifest, store.state)
+    async with endpoint(base_url, key, simulate) as (url, endpoint_key), \
+            RunSession(manifest, url, endpoint_key, options, on_event or discard) as session:
+        return await session.run(session.plan(retry_failed=retry_failed))
 
 
 def resolve_api_key(api_key: str | None, *, base_url: str | None, simulate: bool) -> str:

@@ -10,15 +10,13 @@ from typing import Any
 
 import yaml
 
-from octobatch.engine import Engine, EngineOptions, RunResult
-from octobatch.lockfile import LockState, StateStore, load_state
+from octobatch.engine import EngineOptions, RunResult
+from octobatch.lockfile import LockState, load_state
 from octobatch.manifest import load_manifest
-from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event
-from octobatch.providers import Providers
 from octobatch.retry import RetryPolicy
+from octobatch.session import RunSession
 from octobatch.simulator import DEMO_KEY, Simulator
-from octobatch.transport import Transport
 
 # Tiny delays so fault tests never wait on the wall clock; bounds as in production.
 FAST = RetryPolicy(base=0.001, cap=0.01, retry_after_cap=0.05)
@@ -65,17 +63,11 @@ async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool 
                      prune: bool = False, timeout: float | None = None, concurrency: int = 4,
                      policy: RetryPolicy = FAST, api_key: str = DEMO_KEY) -> Outcome:
     manifest = load_manifest(manifest_path)
-    store = StateStore.open(manifest.path)
     events: list[Event] = []
-    try:
-        plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state),
-                         retry_failed=retry_failed)
-        options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
-                                poll_interval=POLL, timeout=timeout, prune=prune, retry=policy)
-        async with Transport(sim.base_url, api_key, concurrency=concurrency) as transport:
-            result = await Engine(store, Providers(transport), options, events.append).run(plan)
-    finally:
-        store.close()
+    options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
+                            poll_interval=POLL, timeout=timeout, prune=prune, retry=policy)
+    async with RunSession(manifest, sim.base_url, api_key, options, events.append) as session:
+        result = await session.run(session.plan(retry_failed=retry_failed))
     return Outcome(result, events, load_state(manifest.path), manifest_path.parent)
 
 

@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import IO
 
 from octobatch.api import endpoint, engine_options, resolve_api_key
-from octobatch.engine import Engine, RunResult
+from octobatch.engine import RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifests
-from octobatch.plan import Action, plan_manifest
+from octobatch.plan import Action
 from octobatch.progress import make_listener
-from octobatch.providers import Providers
-from octobatch.report import write_gallery
-from octobatch.transport import Transport
+from octobatch.session import RunSession
 
 
 def main(args: argparse.Namespace) -> int:
@@ -69,18 +67,13 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                     manifest, concurrency=args.concurrency, poll_interval=args.poll_interval,
                     timeout=args.timeout, prune=args.prune, simulate=args.simulate)
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
-                store = StateStore.open(manifest.path)
-                stores.append(store)
-                async with Transport(base_url, key, concurrency=options.concurrency) as transport:
-                    engine = Engine(store, Providers(transport), options, emit)
+                async with RunSession(manifest, base_url, key, options, emit) as session:
+                    stores.append(session.store)
                     try:
-                        result = await _run_one(manifest, store, engine, args, say)
+                        result = await _run_one(session, args, say)
                     except asyncio.CancelledError:
-                        store.sync_now()
-                        result = engine.result([job.id for job in manifest.jobs])
-                        _finish(manifest, store)
-                        raise Interrupted(_interrupted_message(result, args)) from None
-                    _finish(manifest, store)
+                        session.store.sync_now()
+                        raise Interrupted(_interrupted_message(session.tally(), args)) from None
                 if result is not None:
                     if not args.quiet:
                         print(_summary(manifest, result), file=say)
@@ -94,23 +87,17 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
     return code
 
 
-async def _run_one(manifest: Manifest, store: StateStore, engine: Engine,
-                   args: argparse.Namespace, say: IO[str]) -> RunResult | None:
-    plan = plan_manifest(manifest, store.state, retry_failed=args.retry_failed)
+async def _run_one(session: RunSession, args: argparse.Namespace,
+                   say: IO[str]) -> RunResult | None:
+    manifest = session.manifest
+    plan = session.plan(retry_failed=args.retry_failed)
     idle = {Action.SKIP} | ({Action.ORPHAN} if not args.prune else set())
     if all(step.action in idle for step in plan.steps):
         if not args.quiet:
             print(f"{manifest.path.name}: nothing to do ({len(manifest.jobs)} jobs completed)",
                   file=say)
         return None
-    return await engine.run(plan)
-
-
-def _finish(manifest: Manifest, store: StateStore) -> None:
-    """Make the state durable and compact, then refresh the gallery from it."""
-    store.sync_now()
-    store.compact()
-    write_gallery(manifest, store.state)
+    return await session.run(plan)
 
 
 def _summary(manifest: Manifest, result: RunResult) -> str:
