@@ -25,6 +25,7 @@ from pathlib import Path
 
 from octobatch import progress as ev
 from octobatch.errors import OctobatchError
+from octobatch.inputs import InputFileError
 from octobatch.jobs import ApiRequest
 from octobatch.lockfile import LockEntry, StateStore, Status
 from octobatch.models import build_request, find_model
@@ -276,8 +277,11 @@ class Engine:
                 spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical),
                 status=Status.PENDING, idempotency_key=key,
             ))
-        try:
-            request = build_request(job, schema_dir=self.options.schema_dir)
+        try:  # reads the job's local files, off the loop, before it is journaled submitting
+            request = await asyncio.to_thread(build_request, job,
+                                              schema_dir=self.options.schema_dir)
+        except InputFileError as exc:  # gone or changed since validation: this job's problem
+            self._fail(job_id, None, "input_file", str(exc))
         except (OSError, ValueError) as exc:
             self._fail(job_id, None, "bad_input", f"cannot build the request: {exc}")
         certain_retries = 0  # 429 / refused: nothing was created, so no uncertainty either

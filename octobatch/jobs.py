@@ -73,10 +73,10 @@ class JobSpec:
 
 @dataclass(frozen=True)
 class FilePart:
-    """One multipart file part."""
+    """One multipart file part, its content already read (and checked against the spec)."""
 
     field: str
-    path: Path
+    data: bytes
     filename: str
     content_type: str
 
@@ -85,7 +85,8 @@ class FilePart:
 class ApiRequest:
     """The body of `POST /v1/videos` for one job, built from the model's declaration.
 
-    Built lazily right before submission (data URIs of local files can be large).
+    Built right before submission (data URIs of local files can be large), by reading each
+    local file once through `manifest.files.read_input`.
     """
 
     transport: Literal["json", "multipart"]

@@ -41,6 +41,7 @@ from typing import Any, Literal
 from jsonschema import Draft202012Validator
 
 from octobatch.errors import OctobatchError
+from octobatch.inputs import read_input
 from octobatch.jobs import ApiRequest, FilePart, JobSpec
 from octobatch.schemas import default_schema_dir, read_schema
 
@@ -260,6 +261,8 @@ def _names(declaration: Mapping[str, Any], key: str, bad: Any) -> Iterable[str]:
 def build_request(job: JobSpec, *, schema_dir: Path | None = None) -> ApiRequest:
     """The body of `POST /v1/videos` for `job`, reading its local files now.
 
+    Raises InputFileError when a local file is gone or changed since the manifest was loaded.
+
     Multipart: every local file becomes a file part named after its field (a list field sends
     one part per file, the name repeated); every other value is a text part. JSON: local files
     are inlined as data: URIs; nested mappings are sent as they were written.
@@ -277,7 +280,7 @@ def build_request(job: JobSpec, *, schema_dir: Path | None = None) -> ApiRequest
             elif key not in local:
                 form[key] = _form_text(value)
         parts = tuple(
-            FilePart(field=_base_field(f.field), path=f.path, filename=f.path.name,
+            FilePart(field=_base_field(f.field), data=read_input(f), filename=f.path.name,
                      content_type=f.media_type)
             for f in job.files
         )
@@ -285,7 +288,7 @@ def build_request(job: JobSpec, *, schema_dir: Path | None = None) -> ApiRequest
 
     def inline(label: str, value: Any) -> Any:
         file = local.get(label)
-        return _data_uri(file.path, file.media_type) if file else value
+        return _data_uri(read_input(file), file.media_type) if file else value
 
     body: dict[str, Any] = {"model": job.model}
     for key, value in job.fields.items():
@@ -307,9 +310,5 @@ def _form_text(value: Any) -> str:
     return str(value)
 
 
-def _data_uri(path: Path, media_type: str) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise OctobatchError(f"{path}: cannot read: {exc.strerror}") from None
+def _data_uri(data: bytes, media_type: str) -> str:
     return f"data:{media_type};base64,{base64.b64encode(data).decode('ascii')}"

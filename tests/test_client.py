@@ -65,7 +65,7 @@ async def test_multipart_submit_uploads_the_reference_image(
         transport="multipart",
         form={"model": "jimeng-video-3.0", "prompt": "猫咪在草地上追逐蝴蝶", "seconds": "5",
               "size": "1280x720"},
-        files=(FilePart("input_reference", image, "cat.png", "image/png"),),
+        files=(FilePart("input_reference", image.read_bytes(), "cat.png", "image/png"),),
     )
     async with connect(simulator.base_url, DEMO_KEY) as client:
         submitted = await client.submit(request, "key-2")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import ast
 import base64
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from octobatch.errors import OctobatchError
+from octobatch.inputs import InputFileError
 from octobatch.manifest import load_manifest
 from octobatch.models import build_request, known_models, load_models
 from octobatch.schemas import default_schema_dir
@@ -76,16 +78,21 @@ jobs:
     input_video: clip.mp4
 """)
     [job] = load_manifest(tmp_path / "m.yaml").jobs
-    (tmp_path / "a.png").write_bytes(cat + b"later")  # read when the request is built
     request = build_request(job)
     assert request.transport == "json" and request.form == {} and request.files == ()
     body = dict(request.json or {})
     assert body["model"] == "omni-fast-v2v" and body["seconds"] == "6"
     assert body["images"][1] == "https://example.com/b.jpg"
-    assert body["images"][0] == "data:image/png;base64," + base64.b64encode(
-        cat + b"later").decode()
+    assert body["images"][0] == "data:image/png;base64," + base64.b64encode(cat).decode()
     assert body["input_video"].startswith("data:video/mp4;base64,AAAA")
     json.dumps(body)  # the body is plain JSON
+    # Read when the request is built, and only if it is still what the job was hashed with.
+    (tmp_path / "a.png").write_bytes(cat + b"later")
+    with pytest.raises(InputFileError) as info:
+        build_request(job)
+    assert info.value.message == (
+        f"images[0]: '{os.path.relpath(tmp_path / 'a.png')}' changed after the manifest was "
+        "validated")
 
 
 def test_multipart_request_sends_the_reference_as_a_file_part() -> None:
@@ -97,7 +104,7 @@ def test_multipart_request_sends_the_reference_as_a_file_part() -> None:
     [part] = request.files
     assert (part.field, part.filename, part.content_type) == (
         "input_reference", "cat.png", "image/png")
-    assert part.path == (FIXTURES / "assets" / "cat.png").resolve()
+    assert part.data == (FIXTURES / "assets" / "cat.png").read_bytes()
 
 
 def _schema_copy(tmp_path: Path) -> Path:

@@ -6,9 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_helpers import prompts_jobs, write_manifest
+from engine_helpers import png_bytes, prompts_jobs, write_manifest
 
+from octobatch.api import run_async
 from octobatch.cli import main
+from octobatch.lockfile import Status, load_state
+from octobatch.manifest import load_manifest
+from octobatch.progress import Event, Failed
 from octobatch.simulator import DEMO_KEY, Simulator
 
 
@@ -38,3 +42,40 @@ def test_run_reports_every_invalid_manifest_before_any_request(
         "2 errors found",
     ]
     assert sim.requests == []
+
+
+async def test_a_file_removed_or_changed_after_validation_fails_only_its_job(
+        simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("gone.png", "edited.png", "kept.png"):
+        (tmp_path / name).write_bytes(png_bytes())
+    path = write_manifest(tmp_path, [
+        {"id": "plain", "prompt": "no files"},
+        {"id": "gone", "prompt": "first frame", "first_image_url": "gone.png"},
+        {"id": "edited", "model": "jimeng-video-3.0", "prompt": "upload",
+         "input_reference": "edited.png"},
+        {"id": "kept", "model": "jimeng-video-3.0", "prompt": "kept", "input_reference": "kept.png"},
+    ])
+    manifest = load_manifest(path)  # validated and hashed here
+    (tmp_path / "gone.png").unlink()
+    (tmp_path / "edited.png").write_bytes(png_bytes() + b"edited")
+
+    events: list[Event] = []
+    result = await run_async(manifest, base_url=simulator.base_url, api_key=DEMO_KEY,
+                             poll_interval=0.01, on_event=events.append)
+    assert (result.completed, result.failed, result.unfinished) == (2, 2, 0)
+    failed = sorted(e.describe() for e in events if isinstance(e, Failed))
+    assert failed == [
+        ("job 'edited' failed (input_file): input_reference: 'edited.png' changed after the "
+         "manifest was validated (run again: octobatch validates it anew and regenerates the job)"),
+        ("job 'gone' failed (input_file): first_image_url: 'gone.png' was removed after the "
+         "manifest was validated (restore it, or edit the manifest, and run again)"),
+    ]
+    # Nothing was sent for them, and the lockfile says so: failed, never `submitting`.
+    assert sorted(simulator.tasks_created_per_prompt()) == ["kept", "no files"]
+    jobs = load_state(path).jobs
+    assert {job_id: entry.status for job_id, entry in jobs.items()} == {
+        "plain": Status.COMPLETED, "kept": Status.COMPLETED,
+        "gone": Status.FAILED, "edited": Status.FAILED}
+    assert not any(entry.possible_duplicate or entry.task_id for job_id, entry in jobs.items()
+                   if job_id in ("gone", "edited"))

@@ -4,6 +4,8 @@ A manifest is often someone else's file, so local paths are confined to the mani
 directory tree (after resolving symlinks) unless the user allows otherwise; and content is
 checked by its magic bytes, not its name, so a mislabelled or broken file is caught before
 anything is submitted.
+
+Files are opened through octobatch.inputs, which also reads them again at submission.
 """
 
 from __future__ import annotations
@@ -14,21 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from octobatch.inputs import InputFileError, NotRegular, open_regular
 from octobatch.jobs import LocalFile
 
 RefForm = Literal["url", "data", "local"]
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _IMAGE_TYPES = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WebP"}
 _CHUNK = 1 << 20
-
-
-class FileProblem(Exception):
-    """A reference that cannot be used; the message names the value and says what to do."""
-
-    def __init__(self, message: str, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.hint = hint
 
 
 def ref_form(value: str) -> RefForm:
@@ -38,7 +32,7 @@ def ref_form(value: str) -> RefForm:
     if _SCHEME.match(value):
         if value.startswith(("http://", "https://")):
             return "url"
-        raise FileProblem(
+        raise InputFileError(
             f"unsupported URL {value.split('://', 1)[0]}://...",
             "use a public http(s) URL, a data: URI or a path relative to the manifest",
         )
@@ -48,9 +42,9 @@ def ref_form(value: str) -> RefForm:
 def check_data_uri(value: str, kind: Literal["image", "video"], max_bytes: int | None) -> None:
     header, sep, payload = value.partition(",")
     if not sep or not header.startswith(f"data:{kind}/") or not header.endswith(";base64"):
-        raise FileProblem(f"a data URI here must look like data:{kind}/...;base64,...")
+        raise InputFileError(f"a data URI here must look like data:{kind}/...;base64,...")
     if max_bytes is not None and len(payload) * 3 // 4 > max_bytes:
-        raise FileProblem(f"the data URI holds more than {_megabytes(max_bytes)}")
+        raise InputFileError(f"the data URI holds more than {_megabytes(max_bytes)}")
 
 
 def sniff(head: bytes) -> str | None:
@@ -76,10 +70,10 @@ _OTHER_FORMATS = (
 
 @dataclass(frozen=True)
 class _Content:
-    sha256: str
     media_type: str | None
     size: int
     head: bytes
+    sha256: str | None  # None: not hashed, because the file is over the size limit
 
     def looks_like(self) -> str:
         if not self.head:
@@ -116,53 +110,58 @@ class FileChecker:
             try:
                 path = self._resolved[value] = (self.root / value).resolve()
             except (OSError, ValueError):  # a NUL byte, a symlink loop
-                raise FileProblem(f"{value!r} is not a usable file path") from None
+                raise InputFileError(f"{value!r} is not a usable file path") from None
         if not self.allow_outside and not path.is_relative_to(self.root):
-            raise FileProblem(
+            raise InputFileError(
                 f"'{value}' is outside the manifest's directory",
                 "pass --allow-outside-files to read files from anywhere",
             )
-        content = self._read(value, path)
+        content = self._read(value, path, max_bytes)
         media_type = content.media_type
         if kind == "image" and media_type not in _IMAGE_TYPES:
-            raise FileProblem(
+            raise InputFileError(
                 f"'{value}' is not a PNG, JPEG or WebP image ({content.looks_like()})"
             )
         if kind == "video" and media_type != "video/mp4":
-            raise FileProblem(f"'{value}' is not an MP4 video ({content.looks_like()})")
-        if max_bytes is not None and content.size > max_bytes:
-            raise FileProblem(
+            raise InputFileError(f"'{value}' is not an MP4 video ({content.looks_like()})")
+        if content.sha256 is None or (max_bytes is not None and content.size > max_bytes):
+            raise InputFileError(
                 f"'{value}' is {content.size / (1 << 20):.1f} MB; "
-                f"at most {_megabytes(max_bytes)} allowed",
+                f"at most {_megabytes(max_bytes or 0)} allowed",
                 "trim or re-encode the clip",
             )
         assert media_type is not None  # both kinds checked above
         return LocalFile(label, path, content.sha256, media_type, content.size)
 
-    def _read(self, value: str, path: Path) -> _Content:
-        if path in self._seen:
-            return self._seen[path]
-        digest = hashlib.sha256()
+    def _read(self, value: str, path: Path, max_bytes: int | None) -> _Content:
+        """Type, size and (within `max_bytes`) hash of the file, each file read at most once."""
+        seen = self._seen.get(path)
+        if seen is not None and (seen.sha256 is not None or (
+                max_bytes is not None and seen.size > max_bytes)):
+            return seen
         try:
-            if path.exists() and not path.is_dir() and not path.is_file():
-                # A FIFO or a device (/dev/zero) would block or never end.
-                raise FileProblem(f"'{value}' is not a regular file")
-            with path.open("rb") as f:
+            with open_regular(path) as (f, size):
                 head = f.read(16)
-                digest.update(head)
+                if max_bytes is not None and size > max_bytes:
+                    # Never read what will be refused: a 1 GB file costs one stat here.
+                    return _Content(sniff(head), size, head, None)
+                digest = hashlib.sha256(head)
                 size = len(head)
                 while chunk := f.read(_CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
         except FileNotFoundError:
-            raise FileProblem(
+            raise InputFileError(
                 f"no such file '{value}'", "paths are relative to the manifest's directory"
             ) from None
         except IsADirectoryError:
-            raise FileProblem(f"'{value}' is a directory, not a file") from None
+            raise InputFileError(f"'{value}' is a directory, not a file") from None
+        except NotRegular:
+            # A FIFO or a device (/dev/zero) would block or never end.
+            raise InputFileError(f"'{value}' is not a regular file") from None
         except OSError as exc:
-            raise FileProblem(f"cannot read '{value}': {exc.strerror or exc}") from None
-        content = _Content(digest.hexdigest(), sniff(head), size, head)
+            raise InputFileError(f"cannot read '{value}': {exc.strerror or exc}") from None
+        content = _Content(sniff(head), size, head, digest.hexdigest())
         self._seen[path] = content
         return content
 

@@ -8,9 +8,10 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
+from octobatch.inputs import InputFileError
 from octobatch.jobs import JobSpec, LocalFile
 from octobatch.manifest.expand import Defaults, Draft, as_number
-from octobatch.manifest.files import FileChecker, FileProblem, check_data_uri, ref_form
+from octobatch.manifest.files import FileChecker, check_data_uri, ref_form
 from octobatch.manifest.ids import IdRegister, id_problem, id_safe
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.templates import TemplateProblem, render
@@ -176,7 +177,7 @@ class JobBuilder:
                 try:
                     form = ref_form(item)
                     if declared.local_only and form != "local":
-                        raise FileProblem(
+                        raise InputFileError(
                             f"must be a local {declared.kind} file: {model.name} uploads it",
                             "download it and give its path relative to the manifest",
                         )
@@ -184,7 +185,7 @@ class JobBuilder:
                         check_data_uri(item, declared.kind, max_bytes)
                     elif form == "local":
                         files.append(self.files.check(item, ref_label, declared.kind, max_bytes))
-                except FileProblem as problem:
+                except InputFileError as problem:
                     self.reporter.report(where, problem.message, job=draft.label,
                                          field=ref_label, hint=problem.hint)
                     ok = False

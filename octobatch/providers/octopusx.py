@@ -163,7 +163,6 @@ def _form_data(request: ApiRequest) -> aiohttp.FormData:
     for name, value in request.form.items():
         form.add_field(name, str(value))
     for part in request.files:
-        # Read whole: the manifest loader has already checked the file and its size.
-        form.add_field(part.field, part.path.read_bytes(), filename=part.filename,
+        form.add_field(part.field, part.data, filename=part.filename,
                        content_type=part.content_type)
     return form
