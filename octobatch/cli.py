@@ -6,21 +6,27 @@ Command modules are imported lazily so `validate` and `plan` never pay for aioht
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
+import sys
 from collections.abc import Sequence
 
 from octobatch import __version__
 from octobatch.argtypes import positive_float, positive_int
 from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
 
+# Commands that take exactly one manifest: a second positional is a mistake worth explaining.
+_ONE_MANIFEST = {"plan", "status", "report", "show"}
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="octobatch",
         description="Turn YAML manifests of video jobs into finished MP4 files.",
+        epilog="`octobatch COMMAND --help` shows a command's options; docs/cli.md has them all.",
     )
-    parser.add_argument("--version", action="version", version=f"octobatch {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("-V", "--version", action="version", version=f"octobatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     allow_outside = argparse.ArgumentParser(add_help=False)
     allow_outside.add_argument(
@@ -64,14 +70,70 @@ def build_parser() -> argparse.ArgumentParser:
     from octobatch.simulator.options import add_arguments
 
     add_arguments(p)
+
+    p = sub.add_parser("init", help="write a commented starter manifest")
+    p.add_argument("path", nargs="?", default="octobatch.yaml", metavar="PATH",
+                   help="the manifest to create (default octobatch.yaml)")
+    p.add_argument("--force", action="store_true", help="overwrite PATH if it exists")
+
+    p = sub.add_parser("completion", help="print a shell completion script")
+    p.add_argument("shell", choices=("bash", "zsh", "fish"), metavar="SHELL",
+                   help="bash, zsh or fish")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if not words:  # bare `octobatch`: what it can do, not an error about a missing COMMAND
+        parser.print_help()
+        return EXIT_OK
     try:
-        args = parser.parse_args(argv)
+        # Known args first: argparse reports leftovers against the top-level usage, which
+        # hides the command's own; they are reported below against the command instead.
+        args, extras = parser.parse_known_args(words)
+        if extras:
+            _unrecognized(parser, args, extras)
+        if args.command is None:
+            parser.error("a COMMAND is required")
     except SystemExit as exc:  # argparse: 0 after --help/--version, 2 on bad usage
         return EXIT_OK if exc.code in (0, None) else EXIT_INVALID
     command = importlib.import_module(f"octobatch.commands.{args.command}")
     return error_boundary(lambda: command.main(args))
+
+
+def _unrecognized(parser: argparse.ArgumentParser, args: argparse.Namespace,
+                  extras: list[str]) -> None:
+    """Exit 2 with the usage of the command the user typed and a hint where one helps."""
+    message = f"unrecognized arguments: {' '.join(extras)}"
+    sub = _subparsers(parser).get(args.command or "")
+    if sub is None:
+        parser.error(message)
+    hint = _hint(sub, args, extras)
+    sub.error(message + (f" ({hint})" if hint else ""))
+
+
+def _hint(sub: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> str | None:
+    command = args.command
+    flags = [f for a in sub._actions for f in a.option_strings if f.startswith("--")]
+    for word in extras:
+        if command == "run" and word in ("--dry-run", "-n", "--plan"):
+            manifest = args.manifests[0] if len(args.manifests) == 1 else "MANIFEST"
+            return f"to see what a run would do without doing it: octobatch plan {manifest}"
+        if word.startswith("-"):
+            close = difflib.get_close_matches(word.split("=", 1)[0], flags, n=1)
+            if close:
+                return f"did you mean {close[0]}?"
+    if command in _ONE_MANIFEST and not extras[0].startswith("-"):
+        if command == "status":
+            return ("status takes one MANIFEST; for everything about one job: "
+                    "octobatch show MANIFEST JOB")
+        return f"{command} takes one MANIFEST; call it once per manifest"
+    return None
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return dict(action.choices)
+    return {}

@@ -455,7 +455,7 @@ class Engine:
         # Not awaited: losing this record in a crash costs a second download, never money,
         # and the next sync (another job's, or the end of the run) makes it durable anyway.
         self.emit(ev.Downloaded(job_id=job_id, task_id=task_id,
-                                path=os.path.relpath(final, self.store.lock_dir),
+                                path=os.path.abspath(final),
                                 bytes=got.bytes, sha256=got.sha256))
 
     # -- shared helpers --

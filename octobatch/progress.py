@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import IO, Any, ClassVar
+from typing import IO, Any, ClassVar, Protocol
 
 # --- events ----------------------------------------------------------------------------------
 
@@ -76,7 +76,7 @@ class Downloaded(Event):
     name: ClassVar[str] = "downloaded"
     job_id: str
     task_id: str
-    path: str  # relative to the lockfile's directory
+    path: str  # absolute (octobatch.paths: programs get absolute paths)
     bytes: int
     sha256: str
 
@@ -192,6 +192,24 @@ def discard(event: Event) -> None:
     """The `--quiet` listener."""
 
 
+class Listener(Protocol):
+    """What `make_listener` returns: an `Emit` that is closed when the run ends or stops."""
+
+    def __call__(self, event: Event) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Quiet:
+    """`--quiet`: nothing."""
+
+    def __call__(self, event: Event) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 # --- listeners -------------------------------------------------------------------------------
 
 
@@ -205,18 +223,31 @@ class JsonLines:
         self._stream.write(json.dumps(event.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
         self._stream.flush()
 
+    def close(self) -> None:
+        pass
+
 
 class Tally:
-    """Counts jobs by state from the event stream, for the human-readable listeners."""
+    """Counts jobs by state from the event stream, for the human-readable listeners.
+
+    `run_started` already says how many jobs are done (skip) or failed before (failed), so a
+    resumed run counts them from its first line; their own `skipped`/`failed` events, which the
+    engine sends before any work starts, then only name them.
+    """
 
     def __init__(self) -> None:
         self.total = 0
         self.state: dict[str, str] = {}
+        self._announced: dict[str, int] = {"done": 0, "failed": 0}
 
     def feed(self, event: Event) -> None:
         if isinstance(event, RunStarted):
             self.total += event.total
-        elif isinstance(event, (Skipped, Downloaded)):
+            self._announced["done"] += event.actions.get("skip", 0)
+            self._announced["failed"] += event.actions.get("failed", 0)
+        elif isinstance(event, Skipped):
+            self._settle(event.job_id, "done")
+        elif isinstance(event, Downloaded):
             self.state[event.job_id] = "done"
         elif isinstance(event, Submitted):
             self.state[event.job_id] = "queued"
@@ -225,16 +256,21 @@ class Tally:
         elif isinstance(event, Completed):
             self.state[event.job_id] = "downloading"
         elif isinstance(event, Failed):
-            self.state[event.job_id] = "failed"
+            self._settle(event.job_id, "failed")
         elif isinstance(event, Unfinished):
             self.state[event.job_id] = "unfinished"
 
+    def _settle(self, job_id: str, state: str) -> None:
+        if job_id not in self.state and self._announced[state] > 0:
+            self._announced[state] -= 1  # counted since run_started
+        self.state[job_id] = state
+
     def count(self, state: str) -> int:
-        return sum(1 for s in self.state.values() if s == state)
+        return sum(1 for s in self.state.values() if s == state) + self._announced.get(state, 0)
 
     @property
     def finished(self) -> int:
-        return sum(1 for s in self.state.values() if s in ("done", "failed", "unfinished"))
+        return sum(self.count(s) for s in ("done", "failed", "unfinished"))
 
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in
@@ -268,6 +304,9 @@ class PlainLines:
         self._stream.write(line + "\n")
         self._stream.flush()
 
+    def close(self) -> None:
+        pass
+
 
 class ProgressBar:
     """A terminal: a tqdm bar of jobs done/total with counts by state; ETA from tqdm."""
@@ -276,13 +315,14 @@ class ProgressBar:
         self._stream = stream
         self._mininterval = mininterval
         self._bar: Any = None  # drawn from the first run_started, when the total is known
+        self._closed = False
         self.tally = Tally()
 
     def __call__(self, event: Event) -> None:
         before = self.tally.finished
         self.tally.feed(event)
-        if isinstance(event, RunStarted):
-            self._start()
+        if isinstance(event, RunStarted) and not self._closed:
+            before = self._start(before)
         if self._bar is None:
             return
         if event.notable:
@@ -290,23 +330,37 @@ class ProgressBar:
         self._bar.set_postfix_str(self.tally.summary(), refresh=False)
         self._bar.update(self.tally.finished - before)  # redraws at most every mininterval
         if isinstance(event, RunFinished):
-            self._bar.close()
+            self.close()
 
-    def _start(self) -> None:
+    def close(self) -> None:
+        """Draw the bar's last state once and let go of the terminal line.
+
+        Called on Ctrl-C before the "interrupted" message: a bar left open is redrawn by
+        tqdm when it is garbage-collected, below that message.
+        """
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+            self._closed = True
+
+    def _start(self, before: int) -> int:
+        """Draw the bar (or grow its total); returns the count the bar now shows."""
         if self._bar is not None:
             self._bar.total = self.tally.total
-            return
+            return before
         from tqdm import tqdm  # only the terminal listener needs it
 
-        self._bar = tqdm(total=self.tally.total, unit="job", file=self._stream,
+        self._bar = tqdm(total=self.tally.total, initial=self.tally.finished, unit="job",
+                         file=self._stream,
                          dynamic_ncols=True, mininterval=self._mininterval,
                          bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} "
                                     "[{elapsed}<{remaining}{postfix}]")
+        return self.tally.finished  # a resumed run starts at the jobs already done
 
 
-def make_listener(stream: IO[str], *, json_lines: bool, quiet: bool) -> Emit:
+def make_listener(stream: IO[str], *, json_lines: bool, quiet: bool) -> Listener:
     if quiet:
-        return discard
+        return Quiet()
     if json_lines:
         return JsonLines(stream)
     if stream.isatty():

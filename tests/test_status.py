@@ -68,11 +68,13 @@ def status(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
     return code, out
 
 
-def test_shows_each_job_counts_and_the_next_run(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out = status(capsys, str(manifest))
+def test_shows_each_job_counts_and_the_next_run(manifest: Path, capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(manifest.parent)  # paths for people are relative to the current folder
+    code, out = status(capsys, "spring.yaml")
     assert code == 0
-    assert out == f"""\
-{manifest} (lockfile spring.lock.json)
+    assert out == """\
+spring.yaml (lockfile spring.lock.json)
 4 jobs recorded: 1 running, 1 completed, 1 failed, 1 uncertain
   beach  completed                       video_b1  out/beach.mp4
   cat    failed                          video_c1  -              content_policy: the prompt was rejected
@@ -176,7 +178,9 @@ def test_nothing_recorded_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert not lock_path_for(path).exists()  # status writes nothing
 
 
-def test_everything_done(manifest: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_everything_done(manifest: Path, capsys: pytest.CaptureFixture[str],
+                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(manifest.parent)
     manifest.write_text(MANIFEST.split("  - id: cat")[0])
     store = StateStore.open(manifest)
     for job_id in ("cat", "dog", "owl"):
@@ -201,3 +205,20 @@ def test_bad_paths_and_corrupt_state_are_one_line_errors(
         f"octobatch: {lock}: not a valid octobatch lockfile (unsupported version 7, expected 1); "
         "restore it from git (git checkout -- <file>) or move it away to start fresh\n"
     )
+
+
+def test_paths_are_relative_to_the_current_folder_for_people_and_absolute_for_programs(
+    manifest: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = manifest.parent.name
+    monkeypatch.chdir(manifest.parent.parent)
+    code, out = status(capsys, f"{folder}/spring.yaml")
+    assert code == 0
+    assert out.startswith(f"{folder}/spring.yaml (lockfile spring.lock.json)\n")
+    assert f"  beach  completed                       video_b1  {folder}/out/beach.mp4\n" in out
+    code, out = status(capsys, f"{folder}/spring.yaml", "--json")
+    data = json.loads(out)
+    assert data["manifest"] == str(manifest)
+    assert data["lockfile"] == str(lock_path_for(manifest))
+    assert data["jobs"][0]["output"] == str(manifest.parent / "out" / "beach.mp4")
+    assert Path(data["jobs"][0]["output"]).is_file()

@@ -11,11 +11,11 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from octobatch.lockfile import load_state
 from octobatch.manifest import Manifest, load_manifest
+from octobatch.paths import absolute, shown
 from octobatch.plan import Action, Plan, plan_manifest
 
 # Groups in the order a reader cares about: what costs money first, what needs nothing last.
@@ -62,9 +62,9 @@ def use_colour() -> bool:
 
 def to_json(manifest: Manifest, plan: Plan) -> dict[str, Any]:
     return {
-        "manifest": str(manifest.path),
-        "lockfile": str(manifest.lock_path),
-        "output_dir": str(manifest.output_dir),
+        "manifest": absolute(manifest.path),
+        "lockfile": absolute(manifest.lock_path),
+        "output_dir": absolute(manifest.output_dir),
         "steps": [
             {
                 "id": step.job_id,
@@ -91,8 +91,8 @@ def render(manifest: Manifest, plan: Plan, *, colour: bool = False) -> str:
     )
     id_width = max((len(s.job_id) for s in plan.steps), default=0)
     model_width = max((len(_model(s)) for s in plan.steps), default=0)
-    header = (f"plan for {manifest.path} (lockfile {manifest.lock_path.name}, "
-              f"output {_relative(manifest.output_dir)})")
+    header = (f"plan for {shown(manifest.path)} (lockfile {manifest.lock_path.name}, "
+              f"output {shown(manifest.output_dir)})")
     lines = [header, ""]
     counts = plan.counts()
     for action in ORDER:
@@ -122,9 +122,3 @@ def _model(step: Any) -> str:
         return str(step.job.model)
     return str(step.entry.model) if step.entry is not None else ""
 
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.relative_to(Path.cwd()))
-    except ValueError:
-        return str(path)

@@ -7,6 +7,7 @@ import argparse
 from octobatch.errors import EXIT_OK
 from octobatch.lockfile import load_state
 from octobatch.manifest import load_manifest
+from octobatch.paths import shown
 from octobatch.report import write_gallery
 
 
@@ -17,5 +18,5 @@ def main(args: argparse.Namespace) -> int:
         output_dir=args.output_dir,
     )
     path = write_gallery(manifest, load_state(manifest.path))
-    print(path)
+    print(shown(path))
     return EXIT_OK

@@ -17,6 +17,7 @@ from octobatch.engine import RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifests
+from octobatch.paths import shown as _shown
 from octobatch.plan import Action
 from octobatch.progress import make_listener
 from octobatch.session import RunSession
@@ -72,6 +73,7 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                     try:
                         result = await _run_one(session, args, say)
                     except asyncio.CancelledError:
+                        emit.close()  # before the message: tqdm must not redraw below it
                         session.store.sync_now()
                         raise Interrupted(_interrupted_message(session.tally(), args)) from None
                 if result is not None:
@@ -141,9 +143,3 @@ def _resume_command(args: argparse.Namespace) -> str:
             words.append(flag)
     return shlex.join(words)
 
-
-def _shown(path: Path) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return str(path)

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 from octobatch.errors import EXIT_OK, ManifestError, UsageError
 from octobatch.lockfile import LockEntry, LockState, Status, load_state, lock_path_for
 from octobatch.manifest import load_manifest
+from octobatch.paths import absolute, from_lockfile, shown
 from octobatch.plan import Action, Step, plan_manifest
 
 
@@ -81,14 +82,19 @@ def _error_text(entry: LockEntry) -> str:
     return ": ".join(str(part) for part in (code, message) if part)
 
 
+def _output(report: StatusReport, entry: LockEntry, write: Callable[[Path], str]) -> str | None:
+    path = from_lockfile(report.lock_path, entry.output)
+    return None if path is None else write(path)
+
+
 def _changed(step: Step) -> list[str]:
     return sorted(step.changed or ())
 
 
 def to_json(report: StatusReport) -> dict[str, Any]:
     return {
-        "manifest": str(report.manifest),
-        "lockfile": str(report.lock_path),
+        "manifest": absolute(report.manifest),
+        "lockfile": absolute(report.lock_path),
         "lockfile_exists": report.lock_exists,
         "counts": _counts(report),
         "jobs": [
@@ -96,7 +102,7 @@ def to_json(report: StatusReport) -> dict[str, Any]:
                 "id": job_id,
                 "status": entry.status.value,
                 "task_id": entry.task_id,
-                "output": entry.output,
+                "output": _output(report, entry, absolute),
                 "error": entry.error,
                 "attempts": entry.attempts,
                 "possible_duplicate": entry.possible_duplicate,
@@ -113,7 +119,7 @@ def to_json(report: StatusReport) -> dict[str, Any]:
 
 
 def render(report: StatusReport) -> str:
-    lines = [f"{report.manifest} (lockfile {report.lock_path.name})"]
+    lines = [f"{shown(report.manifest)} (lockfile {report.lock_path.name})"]
     if not report.lock_exists and not report.jobs:
         lines.append("no recorded state yet: nothing has been run")
     else:
@@ -124,7 +130,7 @@ def render(report: StatusReport) -> str:
             (job_id,
              entry.status.value + (" (possible duplicate)" if entry.possible_duplicate else ""),
              entry.task_id or "-",
-             entry.output or "-",
+             _output(report, entry, shown) or "-",
              _error_text(entry))
             for job_id, entry in report.jobs
         ]
@@ -133,8 +139,8 @@ def render(report: StatusReport) -> str:
     if report.next_run is None:
         n = len(report.manifest_errors)
         lines.append(
-            f"{report.manifest} has {n} error{'s' if n != 1 else ''}, so what the next run would "
-            f"do is unknown; run `octobatch validate {report.manifest}` to see "
+            f"{shown(report.manifest)} has {n} error{'s' if n != 1 else ''}, so what the next run would "
+            f"do is unknown; run `octobatch validate {shown(report.manifest)}` to see "
             + ("it" if n == 1 else "them")
         )
     elif not report.next_run:
