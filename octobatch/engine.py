@@ -24,6 +24,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from octobatch import progress as ev
+from octobatch.download import (
+    RESUME_AT_ONCE_BYTES,
+    LocalWriteError,
+    PermanentDownloadError,
+    check_output_dir,
+    name_fits,
+    place,
+)
 from octobatch.errors import OctobatchError
 from octobatch.inputs import InputFileError
 from octobatch.jobs import ApiRequest
@@ -53,6 +61,7 @@ from octobatch.transport import (
     RateLimited,
     ServerError,
     TaskNotFound,
+    TruncatedDownload,
     UrlExpired,
 )
 
@@ -125,7 +134,7 @@ class Engine:
             total=sum(1 for s in steps if s.action is not Action.ORPHAN),
             actions=dict(Counter(s.action.value for s in steps)),
         ))
-        self.options.output_dir.mkdir(parents=True, exist_ok=True)
+        check_output_dir(self.options.output_dir)  # before anything is paid for
         active: list[Step] = []
         for step in steps:
             if step.action is Action.SKIP:
@@ -225,6 +234,9 @@ class Engine:
             # paying for a new one.
             task_id = await self._reclaim(provider, step.job_id, entry.task_id)
         if task_id is None:
+            if not name_fits(self.options.output_dir, step.job_id):
+                self._unfinished(step.job_id, None, "the job id is too long to be a file name "
+                                 "on this file system; shorten it (nothing was submitted)")
             task_id = await self._submit(provider, step)
             video = await self._await_result(provider, step.job_id, task_id, deadline, fresh=True)
         else:
@@ -431,16 +443,25 @@ class Engine:
                     fresh = await self._call(job_id, "poll", lambda: provider.poll(task_id),
                                              task_id=task_id)
                     url = fresh.video_url or provider.content_url(task_id)
-                except AuthError as exc:
+                except (AuthError, PermanentDownloadError) as exc:
                     self._unfinished(job_id, task_id, f"download refused: {exc}")
-                except ApiError as exc:  # truncated, 5xx, 429, connection trouble
+                except LocalWriteError as exc:
+                    self._unfinished(job_id, task_id, str(exc))
+                except ApiError as exc:  # truncated, not a video, 5xx, 429, connection trouble
+                    if isinstance(exc, TruncatedDownload) \
+                            and exc.progressed >= RESUME_AT_ONCE_BYTES:
+                        attempt = 0  # the bytes are kept: resume at once; only stuck tries count
+                        continue
                     if attempt >= self._policy.download_attempts:
                         self._unfinished(job_id, task_id, f"download failed: {exc}; rerun to "
                                          "download it again (the task is not resubmitted)")
                     await self._wait(job_id, "download", attempt, exc)
-            os.replace(partial, final)
+            try:
+                place(partial, final)
+            except LocalWriteError as exc:
+                self._unfinished(job_id, task_id, str(exc))
         finally:
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone, or a read-only folder: never the run's end
                 partial.unlink()
         self.store.update(
             job_id,

@@ -14,16 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
 import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import aiofiles
 import aiohttp
 from yarl import URL
 
@@ -31,13 +29,14 @@ from octobatch.errors import OctobatchError
 from octobatch.retry import DEFAULT_CONCURRENCY
 from octobatch.version import __version__
 
+if TYPE_CHECKING:
+    from octobatch.download import DownloadLimits
+
 CONNECT_TIMEOUT = 15.0  # seconds to establish a connection: nothing has been sent yet
 READ_TIMEOUT = 120.0  # seconds of silence on an open connection before we give up on it
 MAX_ANSWER_BYTES = 1024 * 1024  # a JSON answer larger than this is not a video object
 FILE_THREADS = 4
 MAX_MESSAGE = 300  # characters of a provider's message kept in errors
-_CHUNK = 256 * 1024  # network read size
-_WRITE_SIZE = 512 * 1024  # bytes buffered per download before a write: bounded memory per job
 
 
 class ApiError(OctobatchError):
@@ -109,13 +108,20 @@ class UrlExpired(ApiError):
 
 
 class TruncatedDownload(ApiError):
-    """The body ended before Content-Length said it would."""
+    """The transfer ended early (cut, stalled, shorter than announced); transient. The bytes
+    that arrived are kept, so the next download of the same file resumes. `progressed` is
+    how many bytes this attempt added (0 when the file starts over)."""
+
+    def __init__(self, message: str, *, progressed: int = 0) -> None:
+        super().__init__(message)
+        self.progressed = progressed
 
 
 @dataclass(frozen=True)
 class Downloaded:
-    bytes: int
-    sha256: str
+    bytes: int  # the file's size
+    sha256: str  # of the whole file
+    received: int = 0  # body bytes that came over the network for it, cut attempts included
 
 
 # (HTTP status, body text with the key scrubbed, Retry-After header) -> the typed error.
@@ -134,6 +140,7 @@ class Transport:
         connect_timeout: float = CONNECT_TIMEOUT,
         read_timeout: float = READ_TIMEOUT,
         max_answer_bytes: int = MAX_ANSWER_BYTES,
+        download_limits: DownloadLimits | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
@@ -147,6 +154,10 @@ class Transport:
         # the journal's fsyncs, which every submission waits for.
         self._files = concurrent.futures.ThreadPoolExecutor(FILE_THREADS,
                                                             thread_name_prefix="octobatch-io")
+        from octobatch.download import Downloader, DownloadLimits  # builds on this module
+
+        self.downloads = Downloader(self._files, download_limits or DownloadLimits.from_env(),
+                                    self.scrub)
 
     async def __aenter__(self) -> Transport:
         # Each job in flight needs at most one connection at a time; a few spare ones let a
@@ -236,46 +247,9 @@ class Transport:
         return bytes(body)
 
     async def download(self, url: str, dest: Path, errors: ErrorMapper) -> Downloaded:
-        """Stream `url` into `dest` (overwritten), hashing as it goes; never the whole body in
-        memory. The key is sent only to the API's own host."""
-        try:
-            async with self.session.get(as_url(url), headers=self.auth_for(url)) as resp:
-                if resp.status in (400, 401, 403, 404, 410):
-                    raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
-                if resp.status != 200:
-                    text = self.scrub((await self._read_bounded(resp)).decode("utf-8", "replace"))
-                    raise errors(resp.status, text, resp.headers.get("Retry-After"))
-                expected = resp.content_length
-                digest = hashlib.sha256()
-                size = 0
-                buffer = bytearray()
-                loop = asyncio.get_running_loop()
-                async with aiofiles.open(dest, "wb", executor=self._files) as out:
-
-                    async def flush(data: bytes) -> None:
-                        # Hash and write each buffer side by side in the file threads (hashlib
-                        # releases the GIL): the event loop never spends its time hashing, and
-                        # a hop per buffer, not per network chunk, keeps the thread cost low.
-                        await asyncio.gather(out.write(data),
-                                             loop.run_in_executor(self._files, digest.update, data))
-
-                    async for chunk in resp.content.iter_chunked(_CHUNK):
-                        size += len(chunk)
-                        buffer += chunk
-                        if len(buffer) >= _WRITE_SIZE:
-                            await flush(bytes(buffer))
-                            buffer = bytearray()
-                    if buffer:
-                        await flush(bytes(buffer))
-        except aiohttp.ClientPayloadError as exc:
-            raise TruncatedDownload(f"download interrupted: {_describe(exc)}") from None
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise transport_error(exc, url) from None
-        if expected is not None and size != expected:
-            raise TruncatedDownload(f"download ended after {size} of {expected} bytes")
-        if size == 0:
-            raise TruncatedDownload("download was empty")
-        return Downloaded(bytes=size, sha256=digest.hexdigest())
+        """Stream `url` into `dest`, resuming what an earlier call for `dest` left there; see
+        `octobatch.download`. The key is sent only to the API's own host."""
+        return await self.downloads.fetch(self.session, url, dest, errors, self.auth_for(url))
 
 
 def http_error(status: int, code: str | None, message: str, retry_after: float | None, *,

@@ -1,0 +1,401 @@
+"""Downloading a finished video: resumable, checked, bounded, and safe for the disk.
+
+A transfer streams into `.<id>.mp4.part` and hashes as it writes. When it is cut, the bytes
+already on disk stay, with the hasher's state and the object's validator (ETag, else
+Last-Modified); the next call for the same file asks only for the rest (`Range` with
+`If-Range`), so a cut 200 MB video costs the missing bytes, not 200 MB. A server that ignores
+the range (200), or an object that changed (its validator differs), restarts the file from
+byte 0 with a fresh hasher: the sha256 is always that of the whole file.
+
+A download counts only if it is an MP4 (an `ftyp` box first), within a size cap, fetched
+without content encoding, with no silence longer than the stall limit and within a deadline.
+Errors say what to do next: `TruncatedDownload` (transient: call again to resume),
+`NotAVideo` (transient: the next call starts over), `PermanentDownloadError` (retrying the
+same URL cannot help), `LocalWriteError` (this machine's disk: the message names the path
+and the fix).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import errno
+import hashlib
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from octobatch.errors import OctobatchError
+from octobatch.transport import (
+    ApiError,
+    Downloaded,
+    ErrorMapper,
+    TruncatedDownload,
+    UrlExpired,
+    as_url,
+    transport_error,
+)
+
+DEFAULT_MAX_VIDEO_BYTES = 2 * 1024 ** 3  # 2 GiB: real videos are 20-200 MB
+MAX_VIDEO_BYTES_ENV = "OCTOBATCH_MAX_VIDEO_BYTES"
+STALL_SECONDS = 60.0  # no byte for this long on an open transfer: cut it and resume
+DEADLINE_SECONDS = 3600.0  # one call's whole transfer, however many bytes keep trickling
+RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resumes without backoff
+_CHUNK = 256 * 1024  # network read size
+_WRITE_SIZE = 512 * 1024  # bytes buffered before a write: bounded memory per job
+_ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
+
+
+class NotAVideo(ApiError):
+    """The URL served something that is not an MP4 (an HTML error page, a gzip stream)."""
+
+
+class PermanentDownloadError(ApiError):
+    """The file cannot be fetched from this URL however often we try (e.g. too large)."""
+
+
+class LocalWriteError(OctobatchError):
+    """Writing the video on this machine failed: disk full, read-only, no permission, name
+    too long. The message names the path and what to do; the task id is kept."""
+
+
+@dataclass(frozen=True)
+class DownloadLimits:
+    """What a download may cost; see docs/engine.md ("Downloads")."""
+
+    max_bytes: int = DEFAULT_MAX_VIDEO_BYTES
+    stall_seconds: float = STALL_SECONDS
+    deadline_seconds: float = DEADLINE_SECONDS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> DownloadLimits:
+        raw = env.get(MAX_VIDEO_BYTES_ENV, "").strip()
+        if not raw:
+            return cls()
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value <= 0:
+            raise OctobatchError(f"{MAX_VIDEO_BYTES_ENV}={raw!r} is not a positive number of "
+                                 "bytes; set it to e.g. 4294967296 (4 GiB) or unset it")
+        return cls(max_bytes=value)
+
+
+@dataclass
+class _Partial:
+    """What is known about the bytes of one `.part` file kept between calls."""
+
+    size: int = 0  # bytes on disk, all hashed
+    total: int | None = None  # the whole object's size, when the server said
+    validator: str | None = None  # ETag, else Last-Modified, of the object those bytes are of
+    digest: Any = field(default_factory=hashlib.sha256)
+    call_start: int = 0  # `size` when the current call began: what a cut call still gained
+
+
+class Downloader:
+    """Fetches result URLs into files; keeps each cut file's state for the next call."""
+
+    def __init__(self, files: concurrent.futures.Executor, limits: DownloadLimits,
+                 scrub: Callable[[str], str]) -> None:
+        self._files = files
+        self.limits = limits
+        self._scrub = scrub
+        self._partials: dict[Path, _Partial] = {}  # whose bytes each .part file holds
+        self._wire: dict[Path, int] = {}  # body bytes received per file, over every call
+
+    async def fetch(self, session: aiohttp.ClientSession, url: str, dest: Path,
+                    errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
+        kept = self._resumable(dest)
+        kept.call_start = kept.size
+        request_headers = {**headers, "Accept-Encoding": "identity", "Accept": "*/*"}
+        if kept.size:
+            request_headers["Range"] = f"bytes={kept.size}-"
+            if kept.validator:
+                request_headers["If-Range"] = kept.validator
+        timeout = aiohttp.ClientTimeout(total=self.limits.deadline_seconds,
+                                        sock_read=self.limits.stall_seconds)
+        started = time.monotonic()
+        try:
+            async with session.get(as_url(url), headers=request_headers, timeout=timeout,
+                                   auto_decompress=False) as resp:
+                if resp.status in (400, 401, 403, 404, 410):
+                    raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
+                if resp.status == 416 and kept.size:
+                    return self._unsatisfiable(resp, dest, kept)
+                if resp.status not in (200, 206):
+                    body = await resp.content.read(_ERROR_BODY)
+                    raise errors(resp.status, self._scrub(body.decode("utf-8", "replace")),
+                                 resp.headers.get("Retry-After"))
+                # A 200 is the whole object: a fresh file, which replaces the kept bytes only
+                # once its first bytes prove it is a video (an HTML page must not cost them).
+                target = kept if resp.status == 206 and self._continues(resp, dest, kept) \
+                    else _Partial()
+                _check_answer(resp)
+                target.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+                target.total = _total_size(resp, target.size)
+                if target.total is not None and target.total > self.limits.max_bytes:
+                    raise _too_large(target.total, self.limits.max_bytes)
+                await self._stream(resp, dest, target)
+        except (ApiError, LocalWriteError):
+            raise
+        except aiohttp.ClientPayloadError as exc:
+            raise self._cut(dest, f"download interrupted: {exc or type(exc).__name__}") from None
+        except asyncio.TimeoutError:
+            if time.monotonic() - started >= self.limits.deadline_seconds:
+                raise self._cut(dest, f"download took longer than "
+                                      f"{self.limits.deadline_seconds:g} s") from None
+            raise self._cut(dest, f"download stalled: no data for "
+                                  f"{self.limits.stall_seconds:g} s") from None
+        except aiohttp.ClientError as exc:
+            if self._partials.get(dest, kept).size > kept.call_start:
+                raise self._cut(dest, str(transport_error(exc, url))) from None
+            raise transport_error(exc, url) from None
+        return self._finished(dest, target)
+
+    def _resumable(self, dest: Path) -> _Partial:
+        """The kept state of `dest`, if the file on disk is still exactly those bytes."""
+        kept = self._partials.get(dest)
+        if kept is not None:
+            try:
+                if os.lstat(dest).st_size == kept.size:
+                    return kept
+            except OSError:
+                pass
+            del self._partials[dest]
+        return _Partial()
+
+    def _continues(self, resp: aiohttp.ClientResponse, dest: Path, kept: _Partial) -> bool:
+        """Whether a 206 is the rest of the object we hold part of."""
+        first, total = _content_range(resp.headers.get("Content-Range"))
+        validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
+        if first == kept.size and (not kept.validator or validator == kept.validator) \
+                and (kept.total is None or total == kept.total):
+            return True
+        # The server got If-Range wrong: forget the kept bytes; the next call asks for all.
+        self._partials.pop(dest, None)
+        raise TruncatedDownload("the server answered a resumed download with another part or "
+                                "version of the file; starting over")
+
+    async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, target: _Partial) -> None:
+        buffer = bytearray()
+        loop = asyncio.get_running_loop()
+        part: Any = None
+        content_type = resp.headers.get("Content-Type", "")
+
+        async def flush() -> None:
+            nonlocal part
+            data = bytes(buffer)
+            buffer.clear()
+            if part is None:
+                if target.size == 0:
+                    _check_head(data, content_type)
+                part = await loop.run_in_executor(self._files, _open_part, dest,
+                                                  target.size == 0)
+                self._partials[dest] = target  # from here on the file holds target's bytes
+            # Hash and write side by side in the file threads (hashlib releases the GIL): the
+            # event loop never spends its time hashing.
+            await asyncio.gather(
+                loop.run_in_executor(self._files, _write, part, target.size, data, dest),
+                loop.run_in_executor(self._files, target.digest.update, data))
+            target.size += len(data)
+
+        complete = False
+        try:
+            try:
+                async for chunk in resp.content.iter_chunked(_CHUNK):
+                    self._wire[dest] = self._wire.get(dest, 0) + len(chunk)
+                    buffer += chunk
+                    if target.size + len(buffer) > self.limits.max_bytes:
+                        raise _too_large(None, self.limits.max_bytes)
+                    if len(buffer) >= _WRITE_SIZE:
+                        await flush()
+                complete = True
+            finally:
+                # What arrived before a cut is good data: keep it for the resume (a fresh
+                # file needs its first 8 bytes to show it is an MP4).
+                if buffer and (complete or target.size or len(buffer) >= 8):
+                    await flush()
+            if part is not None:
+                await loop.run_in_executor(self._files, _sync, part, dest)
+        finally:
+            if part is not None:
+                part.close()
+
+    def _unsatisfiable(self, resp: aiohttp.ClientResponse, dest: Path,
+                       kept: _Partial) -> Downloaded:
+        # 416 to `bytes=N-`: either we already hold the whole object (a Content-Length
+        # larger than the body misled us) or it shrank; `bytes */SIZE` says which.
+        _, total = _content_range(resp.headers.get("Content-Range"))
+        if total == kept.size:
+            kept.total = total
+            return self._finished(dest, kept)
+        self._partials.pop(dest, None)
+        raise TruncatedDownload("the server no longer has the bytes a resumed download asked "
+                                "for; starting over")
+
+    def _finished(self, dest: Path, target: _Partial) -> Downloaded:
+        if target.total is not None and target.size != target.total:
+            raise self._cut(dest, f"download ended after {target.size} of {target.total} bytes")
+        if target.size == 0:
+            self._partials.pop(dest, None)
+            raise TruncatedDownload("download was empty")
+        self._partials.pop(dest, None)
+        return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
+                          received=self._wire.pop(dest, 0))
+
+    def _cut(self, dest: Path, message: str) -> TruncatedDownload:
+        """A transient error for a cut transfer: says how far the file got, and how much this
+        call added (a caller resumes at once after real progress)."""
+        kept = self._partials.get(dest)
+        if kept is None:
+            return TruncatedDownload(message)
+        total = f" of {kept.total}" if kept.total is not None else ""
+        return TruncatedDownload(f"{message} ({kept.size}{total} bytes kept for a resume)",
+                                 progressed=kept.size - kept.call_start)
+
+    def forget(self, dest: Path) -> None:
+        """Drop what is known about `dest` (its caller deleted the file)."""
+        self._partials.pop(dest, None)
+        self._wire.pop(dest, None)
+
+
+def _check_answer(resp: aiohttp.ClientResponse) -> None:
+    encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise NotAVideo(f"the server sent the video {encoding}-encoded although asked not to "
+                        "(Accept-Encoding: identity)")
+
+
+def _check_head(head: bytes, content_type: str) -> None:
+    """An MP4 starts with an `ftyp` box: 4 bytes of size, then b"ftyp"."""
+    if len(head) >= 8 and head[4:8] == b"ftyp":
+        return
+    shown = head[:40].decode("latin-1").replace("\n", " ")
+    kind = f" ({content_type})" if content_type else ""
+    raise NotAVideo(f"the result URL served something that is not an MP4{kind}, starting "
+                    f"{shown!r}")
+
+
+def _too_large(announced: int | None, cap: int) -> PermanentDownloadError:
+    size = f"{announced} bytes" if announced is not None else "more than that"
+    return PermanentDownloadError(
+        f"the video is {size}, over the {cap}-byte cap; raise {MAX_VIDEO_BYTES_ENV} if it is "
+        "really that large")
+
+
+def _content_range(value: str | None) -> tuple[int | None, int | None]:
+    """(first byte, total size) of `bytes A-B/N` or `bytes */N`; None where unknown."""
+    if not value:
+        return None, None
+    unit, _, spec = value.strip().partition(" ")
+    if unit.lower() != "bytes":
+        return None, None
+    span, _, total_text = spec.partition("/")
+    first_text = span.partition("-")[0]
+    try:
+        first = int(first_text) if first_text not in ("", "*") else None
+        total = int(total_text) if total_text.strip() not in ("", "*") else None
+    except ValueError:
+        return None, None
+    return first, total
+
+
+def _total_size(resp: aiohttp.ClientResponse, start: int) -> int | None:
+    if resp.status == 206:
+        total = _content_range(resp.headers.get("Content-Range"))[1]
+        if total is not None:
+            return total
+    return None if resp.content_length is None else start + resp.content_length
+
+
+# -- the file on disk --------------------------------------------------------------------------
+
+_FIXES = {
+    errno.ENOSPC: "no space left on the device; free some space and rerun",
+    errno.EDQUOT: "disk quota exceeded; free some space and rerun",
+    errno.EACCES: "permission denied; make the folder writable or choose another --output-dir",
+    errno.EPERM: "operation not permitted; make the folder writable or choose another "
+                 "--output-dir",
+    errno.EROFS: "the file system is read-only; choose another --output-dir",
+    errno.ENAMETOOLONG: "the file name is too long for this file system; use a shorter job id",
+    errno.ELOOP: "it is a symbolic link; octobatch never writes through one: remove it",
+}
+
+
+def local_error(exc: OSError, path: Path) -> LocalWriteError:
+    """`exc` from writing `path` as a message that names the path and the fix."""
+    fix = _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+    return LocalWriteError(f"cannot write {path}: {fix} (the task is kept; the rerun "
+                           "downloads it without paying again)")
+
+
+def _open_part(dest: Path, truncate: bool) -> Any:
+    # O_NOFOLLOW: a symlink planted at the temp path (a cloned repository can hold one) is
+    # refused instead of letting us overwrite whatever it points at.
+    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    if truncate:
+        flags |= os.O_TRUNC
+    try:
+        fd = os.open(dest, flags, 0o644)
+    except OSError as exc:
+        raise local_error(exc, dest) from None
+    return os.fdopen(fd, "r+b", buffering=0)
+
+
+def _write(part: Any, offset: int, data: bytes, dest: Path) -> None:
+    try:
+        part.seek(offset)
+        view = memoryview(data)
+        while view:
+            view = view[part.write(view):]
+    except OSError as exc:
+        raise local_error(exc, dest) from None
+
+
+def _sync(part: Any, dest: Path) -> None:
+    try:
+        os.fsync(part.fileno())
+    except OSError as exc:
+        raise local_error(exc, dest) from None
+
+
+def place(partial: Path, final: Path) -> None:
+    """Move a finished download into place; never through a symlink at `final`."""
+    try:
+        if final.is_symlink():
+            raise OSError(errno.ELOOP, "is a symbolic link")
+        os.replace(partial, final)
+    except OSError as exc:
+        raise local_error(exc, final) from None
+
+
+def check_output_dir(directory: Path) -> None:
+    """Fail before anything is paid for when `directory` cannot take a file."""
+    probe = directory / f".octobatch-write-check-{os.getpid()}"
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        fix = _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+        if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+            fix = "it, or a folder above it, is a file; choose another --output-dir"
+        raise OctobatchError(f"cannot write to the output folder {directory}: {fix}; nothing "
+                             "was submitted") from None
+
+
+def name_fits(directory: Path, job_id: str) -> bool:
+    """Whether `.<id>.mp4.part`, the longest name a job writes, fits this file system."""
+    try:
+        limit = os.pathconf(directory, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    return len(f".{job_id}.mp4.part".encode()) <= limit
