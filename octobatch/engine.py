@@ -26,6 +26,7 @@ from pathlib import Path
 from octobatch import progress as ev
 from octobatch.download import (
     RESUME_AT_ONCE_BYTES,
+    DownloadLimits,
     LocalWriteError,
     PermanentDownloadError,
     check_output_dir,
@@ -81,6 +82,7 @@ class EngineOptions:
     prune: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     schema_dir: Path | None = None  # where the model files are (None: the shipped ones)
+    download: DownloadLimits = field(default_factory=DownloadLimits.from_env)
 
 
 @dataclass(frozen=True)

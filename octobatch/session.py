@@ -16,6 +16,7 @@ from contextlib import AsyncExitStack
 from types import TracebackType
 
 from octobatch import plan as planning
+from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
 from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest
@@ -50,10 +51,12 @@ class RunSession:
         self._engine: Engine | None = None
 
     async def __aenter__(self) -> RunSession:
+        check_output_dir(self.options.output_dir)  # before the gallery or anything paid
         self._store = StateStore.open(self.manifest.path)  # takes the run lock first
         self._exits.callback(self._finish, self._store)
         transport = await self._exits.enter_async_context(
-            Transport(self._base_url, self._api_key, concurrency=self.options.concurrency))
+            Transport(self._base_url, self._api_key, concurrency=self.options.concurrency,
+                      download_limits=self.options.download))
         self._engine = Engine(self._store, Providers(transport, self._registry), self.options,
                               self._emit)
         return self

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from octobatch.download import DownloadLimits
 from octobatch.engine import EngineOptions, RunResult
 from octobatch.lockfile import LockState, load_state
 from octobatch.manifest import load_manifest
@@ -61,11 +62,13 @@ class Outcome:
 
 async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool = False,
                      prune: bool = False, timeout: float | None = None, concurrency: int = 4,
-                     policy: RetryPolicy = FAST, api_key: str = DEMO_KEY) -> Outcome:
+                     policy: RetryPolicy = FAST, api_key: str = DEMO_KEY,
+                     download: DownloadLimits | None = None) -> Outcome:
     manifest = load_manifest(manifest_path)
     events: list[Event] = []
     options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
-                            poll_interval=POLL, timeout=timeout, prune=prune, retry=policy)
+                            poll_interval=POLL, timeout=timeout, prune=prune, retry=policy,
+                            download=download or DownloadLimits())
     async with RunSession(manifest, sim.base_url, api_key, options, events.append) as session:
         result = await session.run(session.plan(retry_failed=retry_failed))
     return Outcome(result, events, load_state(manifest.path), manifest_path.parent)
