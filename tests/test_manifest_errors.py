@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
 
@@ -272,4 +273,46 @@ jobs:
         "(trim or re-encode the clip)"),
         f"{path}:6:28: job 'empty-dir': video: '.' is a directory, not a file",
         f"{path}:7:29: job 'big-inline': video: the data URI holds more than 15 MB",
+    ]
+
+
+def test_inline_data_uris_are_checked_like_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 tiny_images: dict[str, bytes]) -> None:
+    def uri(media_type: str, data: bytes) -> str:
+        return f"data:{media_type};base64,{base64.b64encode(data).decode()}"
+
+    clip = (FIXTURES / "assets" / "clip.mp4").read_bytes()
+    write(tmp_path, f"""\
+version: 1
+defaults: {{model: omni-fast-v2v, prompt: x, video: "{uri('video/mp4', clip)}"}}
+jobs:
+  - {{id: ok, images: ["{uri('image/png', tiny_images['png'])}", "{uri('image/jpeg', tiny_images['jpeg'])}", "{uri('image/webp', tiny_images['webp'])}"]}}
+  - {{id: garbled, first_image_url: "data:image/png;base64,!!!notbase64"}}
+  - {{id: cut, first_image_url: "data:image/png;base64,iVBORw0KGgo"}}
+  - {{id: mislabelled, first_image_url: "{uri('image/png', tiny_images['jpeg'])}"}}
+  - {{id: not-an-image, images: ["{uri('image/webp', b'%PDF-1.4 x')}"]}}
+  - {{id: gif, first_image_url: "{uri('image/gif', b'GIF89a')}"}}
+  - {{id: empty, first_image_url: "data:image/png;base64,"}}
+  - {{id: png-as-video, video: "{uri('video/mp4', tiny_images['png'])}"}}
+  - {{id: webm, video: "data:video/webm;base64,GkXfow=="}}
+""")
+    monkeypatch.chdir(tmp_path)
+    assert errors_of("m.yaml") == [
+        ("m.yaml:5:36: job 'garbled': first_image_url: the data URI is not valid base64: '!' at "
+         "character 1 of the data (encode the whole file, e.g. with `base64 -w0 FILE`)"),
+        ("m.yaml:6:32: job 'cut': first_image_url: the data URI is not valid base64: the data is "
+         "cut short (11 characters, not a multiple of 4) (encode the whole file, e.g. with "
+         "`base64 -w0 FILE`)"),
+        ("m.yaml:7:40: job 'mislabelled': first_image_url: the data URI says image/png but it "
+         "is a JPEG image (fix the type after 'data:' or encode the right file)"),
+        ("m.yaml:8:33: job 'not-an-image': images[0]: the data URI says image/webp but it looks "
+         "like a PDF (fix the type after 'data:' or encode the right file)"),
+        ("m.yaml:9:32: job 'gif': first_image_url: a data URI of type image/gif cannot be sent "
+         "here (use image/png, image/jpeg or image/webp)"),
+        ("m.yaml:10:34: job 'empty': first_image_url: the data URI holds no data (put the file's "
+         "base64 text after the comma)"),
+        ("m.yaml:11:31: job 'png-as-video': video: the data URI says video/mp4 but it is a PNG "
+         "image (fix the type after 'data:' or encode the right file)"),
+        ("m.yaml:12:23: job 'webm': video: a data URI of type video/webm cannot be sent here "
+         "(use video/mp4)"),
     ]

@@ -10,8 +10,11 @@ Files are opened through octobatch.inputs, which also reads them again at submis
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -40,11 +43,46 @@ def ref_form(value: str) -> RefForm:
 
 
 def check_data_uri(value: str, kind: Literal["image", "video"], max_bytes: int | None) -> None:
+    """Check an inline `data:` URI as a local file is checked: its base64 decodes, the media
+    type it declares is one octobatch sends and matches the bytes, and it is within the limit.
+    """
     header, sep, payload = value.partition(",")
     if not sep or not header.startswith(f"data:{kind}/") or not header.endswith(";base64"):
         raise InputFileError(f"a data URI here must look like data:{kind}/...;base64,...")
+    declared = header.removeprefix("data:").removesuffix(";base64")
+    accepted = _IMAGE_TYPES if kind == "image" else {"video/mp4": "MP4"}
+    if declared not in accepted:
+        raise InputFileError(f"a data URI of type {declared} cannot be sent here",
+                             "use " + _either(accepted))
     if max_bytes is not None and len(payload) * 3 // 4 > max_bytes:
         raise InputFileError(f"the data URI holds more than {_megabytes(max_bytes)}")
+    if not payload:
+        raise InputFileError("the data URI holds no data",
+                             "put the file's base64 text after the comma")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except binascii.Error:
+        raise InputFileError(f"the data URI is not valid base64: {_base64_fault(payload)}",
+                             "encode the whole file, e.g. with `base64 -w0 FILE`") from None
+    media_type = sniff(data[:16])
+    if media_type != declared:
+        raise InputFileError(f"the data URI says {declared} but {_looks_like(data[:16])}",
+                             "fix the type after 'data:' or encode the right file")
+
+
+def _base64_fault(payload: str) -> str:
+    """Where base64 text goes wrong, in words."""
+    for i, char in enumerate(payload):
+        if not (char.isascii() and (char.isalnum() or char in "+/=")):
+            return f"{char!r} at character {i + 1} of the data"
+    if "=" in payload.rstrip("="):
+        return f"'=' at character {payload.index('=') + 1} of the data, before its end"
+    return f"the data is cut short ({len(payload)} characters, not a multiple of 4)"
+
+
+def _either(choices: Iterable[str]) -> str:
+    names = list(choices)
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def sniff(head: bytes) -> str | None:
@@ -68,6 +106,21 @@ _OTHER_FORMATS = (
 )
 
 
+def _looks_like(head: bytes) -> str:
+    """What the first bytes of some content say it is, for a message."""
+    if not head:
+        return "it is empty"
+    media_type = sniff(head)
+    if media_type == "video/mp4":
+        return "it is an MP4 video"
+    if media_type in _IMAGE_TYPES:
+        return f"it is a {_IMAGE_TYPES[media_type]} image"
+    for magic, name in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return f"it looks like {name}"
+    return "its content is not recognised"
+
+
 @dataclass(frozen=True)
 class _Content:
     media_type: str | None
@@ -76,16 +129,7 @@ class _Content:
     sha256: str | None  # None: not hashed, because the file is over the size limit
 
     def looks_like(self) -> str:
-        if not self.head:
-            return "it is empty"
-        if self.media_type == "video/mp4":
-            return "it is an MP4 video"
-        if self.media_type in _IMAGE_TYPES:
-            return f"it is a {_IMAGE_TYPES[self.media_type]} image"
-        for magic, name in _OTHER_FORMATS:
-            if self.head.startswith(magic):
-                return f"it looks like {name}"
-        return "its content is not recognised"
+        return _looks_like(self.head)
 
 
 @dataclass
@@ -96,6 +140,8 @@ class FileChecker:
     allow_outside: bool
     _resolved: dict[str, Path] = field(default_factory=dict)
     _seen: dict[Path, _Content] = field(default_factory=dict)
+    _inline: dict[tuple[str, str, int | None], tuple[str, str | None] | None] = field(
+        default_factory=dict)
 
     @classmethod
     def for_manifest(cls, manifest: Path, allow_outside: bool) -> FileChecker:
@@ -132,6 +178,21 @@ class FileChecker:
             )
         assert media_type is not None  # both kinds checked above
         return LocalFile(label, path, content.sha256, media_type, content.size)
+
+    def check_data(
+        self, value: str, kind: Literal["image", "video"], max_bytes: int | None
+    ) -> None:
+        """check_data_uri, decoding each distinct URI once (a default reaches every job)."""
+        key = (value, kind, max_bytes)
+        if key not in self._inline:
+            try:
+                check_data_uri(value, kind, max_bytes)
+                self._inline[key] = None
+            except InputFileError as problem:
+                self._inline[key] = (problem.message, problem.hint)
+        found = self._inline[key]
+        if found is not None:
+            raise InputFileError(*found)
 
     def _read(self, value: str, path: Path, max_bytes: int | None) -> _Content:
         """Type, size and (within `max_bytes`) hash of the file, each file read at most once."""

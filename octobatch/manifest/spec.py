@@ -11,7 +11,7 @@ from typing import Any, Literal
 from octobatch.inputs import InputFileError
 from octobatch.jobs import JobSpec, LocalFile
 from octobatch.manifest.expand import Defaults, Draft, as_number
-from octobatch.manifest.files import FileChecker, check_data_uri, ref_form
+from octobatch.manifest.files import FileChecker, ref_form
 from octobatch.manifest.ids import IdRegister, id_problem, id_safe
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.templates import TemplateProblem, render
@@ -182,7 +182,7 @@ class JobBuilder:
                             "download it and give its path relative to the manifest",
                         )
                     if form == "data":
-                        check_data_uri(item, declared.kind, max_bytes)
+                        self.files.check_data(item, declared.kind, max_bytes)
                     elif form == "local":
                         files.append(self.files.check(item, ref_label, declared.kind, max_bytes))
                 except InputFileError as problem:
