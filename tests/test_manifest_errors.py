@@ -81,8 +81,8 @@ def test_file_problems_all_reported_with_exact_text() -> None:
 
 def test_bad_yaml_points_at_the_problem() -> None:
     assert errors_of(f"{F}/bad-yaml.yaml") == [
-        (f"{F}/bad-yaml.yaml:6:1: invalid YAML: found unexpected end of stream "
-        "(while scanning a quoted scalar at line 4, column 13)")
+        (f"{F}/bad-yaml.yaml:6:1: invalid YAML: found unexpected end of stream: the quote at "
+         "line 4, column 13 is never closed (end the value with the same quote character)")
     ]
 
 
@@ -316,3 +316,48 @@ jobs:
         ("m.yaml:12:23: job 'webm': video: a data URI of type video/webm cannot be sent here "
          "(use video/mp4)"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        ("version: 1\njobs:\n\t- id: a\n", (
+            "m.yaml:3:1: invalid YAML: found character that cannot start any token: a tab in the "
+            "indentation (YAML indents with spaces only: replace the tab)")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: x\n  \tmodel: omni-fast\n", (
+            "m.yaml:5:3: invalid YAML: found a tab character that violates indentation: a tab in "
+            "the indentation (YAML indents with spaces only: replace the tab)")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: x\n      model: omni-fast\n", (
+            "m.yaml:5:12: invalid YAML: mapping values are not allowed in this context: this key "
+            "is indented more than the line above it, so YAML reads it as part of that line's "
+            "value (line it up with the key on line 4)")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: x\n  id: b\n    prompt: y\n", (
+            "m.yaml:5:3: invalid YAML: did not find expected '-' indicator: a missing '- ': this "
+            "line is at the indentation of the list at line 3, column 3 but does not start a new "
+            "item (start each item of the list with '- ')")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: x\n  - id: b\n   prompt: y\n", (
+            "m.yaml:6:4: invalid YAML: did not find expected '-' indicator: this line is indented "
+            "differently from the lines above it (indent the keys of one mapping, and the items "
+            "of one list, by the same number of spaces)")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: A cat: walks\n", (
+            "m.yaml:4:18: invalid YAML: mapping values are not allowed in this context: ': ' "
+            "inside an unquoted value (put the whole value in quotes)")),
+        ("version: 1\njobs:\n  - id: a\n    prompt: x\n    model omni-fast\n", (
+            "m.yaml:6:1: invalid YAML: could not find expected ':': line 5 is neither 'key: "
+            "value' nor part of a value (write 'key: value' with a space after the colon; a "
+            "value that continues on the next line must be indented more than its key)")),
+        ("version: 1\njobs:\n  - {id: a, prompt: x\n", (
+            "m.yaml:4:1: invalid YAML: did not find expected ',' or '}': the '{' at line 3, "
+            "column 5 is never closed (end it with '}', or separate its entries with ',')")),
+        ("version: 1\njobs:\n- id: a\n  prompt: @x\n", (
+            "m.yaml:4:11: invalid YAML: found character that cannot start any token: '@' cannot "
+            "start an unquoted value (put the value in quotes)")),
+    ],
+    ids=["tab", "tab-after-spaces", "over-indented-key", "missing-dash", "uneven-indent",
+         "colon-in-value", "no-colon", "unclosed-brace", "reserved-character"],
+)
+def test_yaml_syntax_errors_say_what_they_mean(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                               content: str, expected: str) -> None:
+    write(tmp_path, content)
+    monkeypatch.chdir(tmp_path)
+    assert errors_of("m.yaml") == [expected]

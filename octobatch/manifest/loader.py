@@ -133,7 +133,8 @@ def _read(path: Path) -> tuple[dict[str, Any], Reporter]:
         data, reporter.smap = parse(text)
     except YamlError as exc:
         line, column = (exc.mark.line, exc.mark.column) if exc.mark else (0, 0)
-        raise reporter.fatal(f"invalid YAML: {exc.message}", line=line, column=column) from None
+        raise reporter.fatal(f"invalid YAML: {exc.message}", line=line, column=column,
+                             hint=exc.hint) from None
     if data is None:
         raise reporter.fatal("the manifest is empty", hint="start with 'version: 1' and 'jobs:'")
     if not isinstance(data, dict):

@@ -58,12 +58,14 @@ class Mark:
 
 
 class YamlError(Exception):
-    """The text is not a YAML document octobatch can read; carries the position of the problem."""
+    """The text is not a YAML document octobatch can read; carries the position of the problem
+    and, for the mistakes people commonly make, what to do about it."""
 
-    def __init__(self, message: str, mark: Mark | None) -> None:
+    def __init__(self, message: str, mark: Mark | None, hint: str | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.mark = mark
+        self.hint = hint
 
 
 class SourceMap:
@@ -135,6 +137,11 @@ def parse(text: str) -> tuple[Any, SourceMap]:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or exc.context or "invalid YAML"
+        explained = _explain(exc, text.splitlines())
+        if explained:
+            meaning, hint = explained
+            raise YamlError(f"{message}: {meaning}", _mark(mark) if mark else None,
+                            hint) from None
         if exc.context and exc.problem:
             where = exc.context_mark
             at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
@@ -148,6 +155,64 @@ def parse(text: str) -> tuple[Any, SourceMap]:
 
 def _mark(mark: yaml.Mark) -> Mark:
     return Mark(mark.line + 1, mark.column + 1)
+
+
+_SAME_INDENT = ("this line is indented differently from the lines above it",
+                "indent the keys of one mapping, and the items of one list, by the same "
+                "number of spaces")
+
+
+def _explain(exc: yaml.MarkedYAMLError, lines: list[str]) -> tuple[str, str] | None:
+    """(what the parser's words mean here, what to do) for the common mistakes: a tab, an
+    over-indented key, a missing `- `, a `: ` inside a value, an unclosed quote or bracket."""
+    problem, mark, context = exc.problem or "", exc.problem_mark, exc.context_mark
+    if mark is None:
+        return None
+    line = lines[mark.line] if 0 <= mark.line < len(lines) else ""
+    indent = len(line) - len(line.lstrip(" "))
+    if "tab" in problem or line[indent:indent + 1] == "\t" or line[mark.column:][:1] == "\t":
+        return "a tab in the indentation", "YAML indents with spaces only: replace the tab"
+    if problem.startswith("found character that cannot start any token"):
+        char = line[mark.column:mark.column + 1]
+        return f"{char!r} cannot start an unquoted value", "put the value in quotes"
+    at_context = (f" at line {context.line + 1}, column {context.column + 1}" if context
+                  else "")
+    if problem.startswith("mapping values are not allowed"):
+        if ": " in line[:mark.column]:
+            return "': ' inside an unquoted value", "put the whole value in quotes"
+        above = _line_above(lines, mark.line)
+        if above is None:
+            return None
+        return ("this key is indented more than the line above it, so YAML reads it as part "
+                "of that line's value", f"line it up with the key on line {above + 1}")
+    if problem.startswith("did not find expected '-' indicator") and context:
+        if indent == context.column and not line.lstrip().startswith("-"):
+            return (f"a missing '- ': this line is at the indentation of the list{at_context} "
+                    "but does not start a new item", "start each item of the list with '- '")
+        return _SAME_INDENT
+    if problem.startswith("did not find expected key"):
+        return _SAME_INDENT
+    if problem.startswith("could not find expected ':'") and context:
+        return (f"line {context.line + 1} is neither 'key: value' nor part of a value",
+                "write 'key: value' with a space after the colon; a value that continues on "
+                "the next line must be indented more than its key")
+    if problem.startswith("found unexpected end of stream") and "quoted" in (exc.context or ""):
+        return (f"the quote{at_context} is never closed",
+                "end the value with the same quote character")
+    if problem.startswith("did not find expected ',' or"):
+        closing = problem[-2]
+        return (f"the '{'{' if closing == '}' else '['}'{at_context} is never closed",
+                f"end it with '{closing}', or separate its entries with ','")
+    return None
+
+
+def _line_above(lines: list[str], index: int) -> int | None:
+    """The index of the nearest line above `index` with content (not blank, not a comment)."""
+    for i in range(index - 1, -1, -1):
+        text = lines[i].strip()
+        if text and not text.startswith("#"):
+            return i
+    return None
 
 
 class _Builder:
