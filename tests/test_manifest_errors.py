@@ -361,3 +361,46 @@ def test_yaml_syntax_errors_say_what_they_mean(tmp_path: Path, monkeypatch: pyte
     write(tmp_path, content)
     monkeypatch.chdir(tmp_path)
     assert errors_of("m.yaml") == [expected]
+
+
+def test_one_mistake_one_message(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, """\
+version: 1
+defaults:
+  model: omni-fast
+  seconds: 8
+  aspect-ratio: "16:9"
+jobs:
+  - {id: a, prompt: x}
+  - {id: b, prompt: y, resolution: 720}
+  - {id: c, prompt: z, video: https://example.com/a.mp4}
+  - {id: d, prompt: w, aspect_ration: "9:16"}
+""")
+    monkeypatch.chdir(tmp_path)
+    assert errors_of("m.yaml") == [
+        "m.yaml:5:3: defaults.aspect-ratio: unknown field (did you mean 'aspect_ratio'?)",
+        "m.yaml:8:36: job 'b': resolution: '720' is not one of '720p', '1080p', '2k', '4k'",
+        ("m.yaml:9:31: job 'c': video: omni-fast takes no reference video; use model "
+         "omni-fast-v2v to edit or extend a clip"),
+        "m.yaml:10:24: job 'd': aspect_ration: unknown field (did you mean 'aspect_ratio'?)",
+    ]
+
+
+def test_hints_name_only_what_the_model_allows(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    write(tmp_path, """\
+version: 1
+defaults: {seconds: 5, aspect_ratio: "16:9"}
+jobs:
+  - {id: omni, model: omni-fast, prompt: x, size: 1280x720}
+  - {id: jimeng, model: jimeng-video-3.0, prompt: x, aspect_ratio: "16:9"}
+  - {id: typo, model: jimeng-video-3.0, prompt: x, sise: 1280x720}
+""")
+    monkeypatch.chdir(tmp_path)
+    assert errors_of("m.yaml") == [
+        ("m.yaml:4:45: job 'omni': size: unknown field (known fields: model, prompt, seconds, "
+         "aspect_ratio, resolution, first_image_url, last_image_url, images)"),
+        ("m.yaml:5:68: job 'jimeng': aspect_ratio: jimeng sets the shape with size: 720x1280 "
+         "(portrait) or 1280x720 (landscape)"),
+        "m.yaml:6:52: job 'typo': sise: unknown field (did you mean 'size'?)",
+    ]

@@ -114,7 +114,8 @@ def test_jimeng_rules(model: str) -> None:
     assert valid(model, seconds=7) == ["seconds: must be 5, 10 or 15, got 7"]
     assert valid(model, size="1x1") == ["size: '1x1' is not one of '720x1280', '1280x720'"]
     assert valid(model, aspect_ratio="16:9") == [
-        "aspect_ratio: unknown field"]
+        "aspect_ratio: jimeng sets the shape with size: 720x1280 (portrait) or 1280x720 "
+        "(landscape)"]
     assert valid(model, prompt="") == ["prompt: must not be empty"]
 
 

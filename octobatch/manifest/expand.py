@@ -13,6 +13,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from octobatch.manifest.causes import closest
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.templates import Variable
 from octobatch.manifest.yamlpos import DocPath
@@ -92,6 +93,7 @@ class Defaults:
         self._fits: dict[tuple[str, str], bool] = {}
         self._accepted: set[str] = set()
         self._rejections: dict[str, Problem] = {}
+        self._misspelt: dict[str, str] | None = None
 
     def drop_unfit(self, model: Model, draft: Draft) -> None:
         """Remove from `draft` the defaults its model does not take."""
@@ -118,9 +120,20 @@ class Defaults:
         self._fits[(model.name, key)] = fits
         return fits
 
+    def misspelt(self, models: Mapping[str, Model]) -> dict[str, str]:
+        """Field -> the default that is no model's field but was probably meant to be it."""
+        if self._misspelt is None:
+            every_field = _every_field(models)
+            self._misspelt = {}
+            for key in self.values:
+                meant = closest(key, every_field) if key not in every_field else None
+                if meant is not None:
+                    self._misspelt.setdefault(meant, key)
+        return self._misspelt
+
     def check(self, models: Mapping[str, Model], reporter: Reporter) -> None:
         """Report defaults that are no model's field, and defaults no job could take."""
-        every_field = {"model", *(f for m in models.values() for f in m.fields)}
+        every_field = _every_field(models)
         for key in self.values:
             if key not in every_field:
                 reporter.report(("defaults", key), "unknown field", field=f"defaults.{key}",
@@ -130,3 +143,7 @@ class Defaults:
                 reporter.report(("defaults", *problem.path), problem.message,
                                 field=f"defaults.{field_label(problem.path)}",
                                 hint="no job's model accepts this default")
+
+
+def _every_field(models: Mapping[str, Model]) -> set[str]:
+    return {"model", *(f for m in models.values() for f in m.fields)}

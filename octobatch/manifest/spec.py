@@ -10,6 +10,7 @@ from typing import Any, Literal
 
 from octobatch.inputs import InputFileError
 from octobatch.jobs import JobSpec, LocalFile
+from octobatch.manifest.causes import one_per_cause
 from octobatch.manifest.expand import Defaults, Draft, as_number
 from octobatch.manifest.files import FileChecker, ref_form
 from octobatch.manifest.ids import IdRegister, id_problem, id_safe
@@ -145,7 +146,7 @@ class JobBuilder:
             if name in fields:
                 fields[name] = as_number(fields[name])
         found = problems(model.validator, {"model": model.name, **fields})
-        for problem in found:
+        for problem in one_per_cause(found, model, fields, self.defaults.misspelt(self.models)):
             head = problem.path[0] if problem.path else None
             source = draft.origins.get(head) if isinstance(head, str) else None
             hint = problem.hint
