@@ -140,8 +140,8 @@ def test_an_invalid_manifest_still_shows_the_recorded_state(
     assert "4 jobs recorded: 1 running, 1 completed, 1 failed, 1 uncertain" in out
     assert "  dog    running" in out
     assert out.endswith(
-        f"\n{manifest} has 1 error, so what the next run would do is unknown; "
-        f"run `octobatch validate {manifest}` to see it\n"
+        f"\n{manifest} has 1 error, so what the next run would do is unknown:\n"
+        f"{manifest}:5:3: defaults.colour: unknown field\n"
     )
     code, out = status(capsys, str(manifest), "--json")
     doc = json.loads(out)

@@ -52,6 +52,42 @@ def test_validate_reports_all_files_and_exits_2(capsys: pytest.CaptureFixture[st
     assert lines[-1] == "9 errors found"
 
 
+def test_validate_a_glob_skips_state_files_and_a_folder_means_its_manifests(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(REPO / "manifests", tmp_path / "manifests")
+    for name in ("demo.lock.json", "demo.lock.journal", "demo.lock.run"):
+        (tmp_path / "manifests" / name).write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    every = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "manifests").iterdir())
+    assert main(["validate", *every]) == 0  # what the shell makes of `manifests/*`
+    demo_ok = ("manifests/demo.yaml: OK, 10 jobs (7 omni-fast, 1 omni-fast-v2v, "
+               "1 jimeng-video-3.0, 1 jimeng-video-2.0)")
+    example_ok = "manifests/example.yaml: OK, 6 jobs (5 omni-fast, 1 jimeng-video-3.0)"
+    assert capsys.readouterr().out.splitlines() == [
+        "manifests/assets: skipped: a folder without manifests (*.yaml, *.yml) in it",
+        ("manifests/demo.lock.journal: skipped: the journal (octobatch's log of the runs of "
+         "demo.yaml), not a manifest"),
+        ("manifests/demo.lock.json: skipped: the lockfile (octobatch's record of the jobs of "
+         "demo.yaml), not a manifest"),
+        "manifests/demo.lock.run: skipped: the run lock of demo.yaml, not a manifest",
+        demo_ok,
+        example_ok,
+    ]
+    assert main(["validate", "manifests"]) == 0
+    assert capsys.readouterr().out.splitlines() == [demo_ok, example_ok]
+    # Given alone, a lockfile validates nothing; given to run, it is a manifest error.
+    assert main(["validate", "manifests/demo.lock.json"]) == 2
+    out, err = capsys.readouterr()
+    assert err == "octobatch: no manifest to validate in manifests/demo.lock.json\n"
+    assert main(["run", "--simulate", "manifests/demo.lock.json"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        ("manifests/demo.lock.json: the lockfile (octobatch's record of the jobs of demo.yaml), "
+         "not a manifest (give the manifest, demo.yaml)"),
+        "1 error found",
+    ]
+
+
 def test_allow_outside_files_flag(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     shutil.copy(FIXTURES / "assets" / "cat.png", tmp_path / "cat.png")
     (tmp_path / "sub").mkdir()

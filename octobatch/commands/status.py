@@ -138,11 +138,9 @@ def render(report: StatusReport) -> str:
     lines.append("")
     if report.next_run is None:
         n = len(report.manifest_errors)
-        lines.append(
-            f"{shown(report.manifest)} has {n} error{'s' if n != 1 else ''}, so what the next run would "
-            f"do is unknown; run `octobatch validate {shown(report.manifest)}` to see "
-            + ("it" if n == 1 else "them")
-        )
+        lines.append(f"{shown(report.manifest)} has {n} error{'s' if n != 1 else ''}, so what "
+                     "the next run would do is unknown:")
+        lines += report.manifest_errors
     elif not report.next_run:
         lines.append("next run: nothing to do, every job is completed and its file is in place")
     else:

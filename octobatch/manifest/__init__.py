@@ -7,7 +7,14 @@ id and prompt), `spec` (a draft checked against its model and hashed into a JobS
 problem at its line and column) and `loader` (the one call that runs them in order).
 """
 
-from octobatch.manifest.loader import Manifest, Settings, load_manifest, load_manifests
+from octobatch.manifest.loader import (
+    Manifest,
+    NotAManifest,
+    Settings,
+    load_manifest,
+    load_manifests,
+)
 from octobatch.manifest.spec import canonical_hash
 
-__all__ = ["Manifest", "Settings", "canonical_hash", "load_manifest", "load_manifests"]
+__all__ = ["Manifest", "NotAManifest", "Settings", "canonical_hash", "load_manifest",
+           "load_manifests"]

@@ -111,9 +111,29 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
+class NotAManifest(ManifestError):
+    """The path is one of octobatch's own state files (`validate manifests/*` meets them)."""
+
+
+# What each state file beside `name.yaml` is, by the end of its name.
+_STATE_FILES = {
+    ".lock.json": "the lockfile (octobatch's record of the jobs of {})",
+    ".lock.journal": "the journal (octobatch's log of the runs of {})",
+    ".lock.run": "the run lock of {}",
+}
+
+
 def _read(path: Path) -> tuple[dict[str, Any], Reporter]:
     """The manifest's document and a reporter that knows where each of its values is."""
     reporter = Reporter(str(path))
+    for suffix, what in _STATE_FILES.items():
+        if path.name.endswith(suffix) and len(path.name) > len(suffix):
+            stem = path.name.removesuffix(suffix)
+            manifest = next((f"{stem}{ext}" for ext in (".yaml", ".yml")
+                             if path.with_name(stem + ext).exists()), f"{stem}.yaml")
+            raise NotAManifest([Diagnostic(str(path), 0, 0,
+                                           f"{what.format(manifest)}, not a manifest",
+                                           hint=f"give the manifest, {manifest}")])
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
