@@ -32,13 +32,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bare_aiohttp import run_bare
 
 from octobatch.engine import Engine, EngineOptions
-from octobatch.lockfile import StateStore
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.providers import Providers
 from octobatch.retry import PollPacer
 from octobatch.simulator import DEMO_KEY
 from octobatch.simulator.tasks import QUEUED_SHARE
+from octobatch.state import StateStore
 from octobatch.transport import Transport
 
 SERVE = """

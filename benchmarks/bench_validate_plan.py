@@ -24,9 +24,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from octobatch.lockfile import LockEntry, LockState, Status, load_state, write_lockfile
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
+from octobatch.state import LockEntry, LockState, Status, load_state, write_lockfile
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -23,13 +23,13 @@ from pathlib import Path
 from octobatch import plan as planning
 from octobatch.engine import EngineOptions, RunResult
 from octobatch.errors import UsageError
-from octobatch.lockfile import load_state
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Plan
 from octobatch.progress import Emit, discard
 from octobatch.providers.octopusx import DEFAULT_BASE_URL
 from octobatch.retry import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL
 from octobatch.session import RunSession
+from octobatch.state import load_state
 
 __all__ = ["Manifest", "Plan", "RunResult", "load_manifest", "make_plan", "run", "run_async"]
 

@@ -36,7 +36,6 @@ from octobatch.download import (
 from octobatch.errors import OctobatchError
 from octobatch.inputs import InputFileError
 from octobatch.jobs import ApiRequest
-from octobatch.lockfile import LockEntry, StateStore, Status
 from octobatch.models import build_request, find_model
 from octobatch.plan import Action, Plan, Step
 from octobatch.providers.base import (
@@ -53,6 +52,7 @@ from octobatch.retry import (
     PollPacer,
     RetryPolicy,
 )
+from octobatch.state import LockEntry, StateStore, Status
 from octobatch.transport import (
     Ambiguous,
     ApiError,
@@ -155,7 +155,6 @@ class Engine:
                 active.append(step)
         await self._run_workers(active)
         await self.store.sync()
-        self.store.maybe_compact()
         result = self.result([s.job_id for s in steps if s.action is not Action.ORPHAN])
         self.emit(ev.RunFinished(
             manifest=self.store.manifest_path.name,
@@ -179,7 +178,6 @@ class Engine:
                 step = queue.get_nowait()
                 with contextlib.suppress(_Done):
                     await self._process(step)
-                self.store.maybe_compact()
 
         workers = [asyncio.create_task(worker())
                    for _ in range(min(self.options.concurrency, len(steps)))]
@@ -230,7 +228,7 @@ class Engine:
             task_id = entry.task_id
             if entry.status is Status.COMPLETED:
                 # The file is missing or damaged, so the job is not complete until it is back.
-                self.store.update(step.job_id, status=Status.RUNNING)
+                self.store.awaiting_task(step.job_id)
         elif step.action is Action.RETRY and entry and entry.task_id and _timed_out(entry):
             # A task that outlived an earlier --timeout may have finished since: look before
             # paying for a new one.
@@ -262,7 +260,7 @@ class Engine:
             return None
         if video.state is TaskState.FAILED:
             return None
-        self.store.update(job_id, status=Status.RUNNING, error=None)
+        self.store.awaiting_task(job_id)
         return task_id
 
     # -- submission --
@@ -280,17 +278,15 @@ class Engine:
                 sent += 1
             # The earlier POST (cut off by a crash or a lost answer) may have created a task:
             # whatever this one creates may be a second, paid one.
-            self.store.update(job_id, possible_duplicate=True, attempts=sent)
+            self.store.uncertain(job_id, attempts=sent)
             if sent >= self._policy.uncertain_attempts:
                 self._fail(job_id, None, "uncertain", _uncertain_message(sent))
         else:
             if step.action not in _FRESH_SUBMIT and step.action is not Action.UNCERTAIN:
                 raise _Done
             key, sent = uuid.uuid4().hex, 0
-            self.store.put(job_id, LockEntry(
-                spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical),
-                status=Status.PENDING, idempotency_key=key,
-            ))
+            self.store.pending(job_id, spec_hash=job.spec_hash, model=job.model,
+                               spec=job.canonical, idempotency_key=key)
         try:  # reads the job's local files, off the loop, before it is journaled submitting
             request = await asyncio.to_thread(build_request, job,
                                               schema_dir=self.options.schema_dir)
@@ -301,7 +297,7 @@ class Engine:
         certain_retries = 0  # 429 / refused: nothing was created, so no uncertainty either
         while True:
             self._check_breaker(job_id)
-            self.store.update(job_id, status=Status.SUBMITTING)
+            self.store.submitting(job_id)
             await self.store.sync()
             try:
                 video = await _outlast_cancellation(
@@ -320,8 +316,7 @@ class Engine:
                 self._give_up_submit(job_id, sent, "not submitted: " + str(exc))
             except (Ambiguous, ServerError) as exc:
                 sent += 1
-                self.store.update(job_id, status=Status.UNCERTAIN, attempts=sent,
-                                  possible_duplicate=True)
+                self.store.uncertain(job_id, attempts=sent)
                 await self.store.sync()
                 self.emit(ev.Uncertain(job_id=job_id, attempt=sent, reason=str(exc)))
                 if self.breaker.failure(_failure_kind(exc), _failure_kind(exc).replace("_", " ")):
@@ -346,13 +341,12 @@ class Engine:
                     attempt: int) -> VideoStatus:
         """Send one submission and journal its task id before anything else happens."""
         video = await provider.submit(request, key)
-        self.store.update(
+        self.store.task_recorded(
             job_id,
             task_id=video.task_id,
             status=Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED,
             attempts=attempt,
             submitted_at=_now_iso(),
-            error=None,
         )
         await self.store.sync()
         return video
@@ -365,7 +359,10 @@ class Engine:
     def _give_up_submit(self, job_id: str, sent: int, reason: str) -> None:
         # Nothing was created by the attempts since the last ambiguous one, so the job is as
         # it was before: pending, or uncertain if an earlier POST may have created a task.
-        self.store.update(job_id, status=Status.UNCERTAIN if sent else Status.PENDING)
+        if sent:
+            self.store.uncertain(job_id, attempts=sent)
+        else:
+            self.store.back_to_pending(job_id)
         self.emit(ev.Unfinished(job_id=job_id, task_id=None, reason=reason))
         raise _Done
 
@@ -411,8 +408,7 @@ class Engine:
             else:
                 unknown_polls = 0
                 status = Status.RUNNING if video.state is TaskState.RUNNING else Status.QUEUED
-                if self.store.state.jobs[job_id].status is not status:
-                    self.store.update(job_id, status=status)
+                self.store.status_seen(job_id, status)  # journals only a change
                 if last != (video.state, video.progress):
                     self.emit(ev.Progressed(job_id=job_id, task_id=task_id,
                                             status=video.state.value, progress=video.progress))
@@ -465,15 +461,13 @@ class Engine:
         finally:
             with contextlib.suppress(OSError):  # gone, or a read-only folder: never the run's end
                 partial.unlink()
-        self.store.update(
+        self.store.completed(
             job_id,
-            status=Status.COMPLETED,
             video_url=url,
             output=os.path.relpath(final, self.store.lock_dir),
             sha256=got.sha256,
             bytes=got.bytes,
             completed_at=_now_iso(),
-            error=None,
         )
         # Not awaited: losing this record in a crash costs a second download, never money,
         # and the next sync (another job's, or the end of the run) makes it durable anyway.
@@ -521,7 +515,7 @@ class Engine:
         await self._sleep(delay)
 
     def _fail(self, job_id: str, task_id: str | None, code: str, message: str) -> None:
-        self.store.update(job_id, status=Status.FAILED, error={"code": code, "message": message})
+        self.store.failed(job_id, code, message)
         self.emit(ev.Failed(job_id=job_id, task_id=task_id, code=code, message=message))
         raise _Done
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octobatch.jobs import JobSpec
-from octobatch.lockfile import LockEntry, LockState, Status
+from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
     from octobatch.manifest import Manifest

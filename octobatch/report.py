@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from octobatch.lockfile import LockEntry, LockState, Status
+from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
     from octobatch.jobs import JobSpec

@@ -18,12 +18,12 @@ from types import TracebackType
 from octobatch import plan as planning
 from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
-from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest
 from octobatch.progress import Emit, discard
 from octobatch.providers import Providers
 from octobatch.providers.base import ProviderFactory
 from octobatch.report import write_gallery
+from octobatch.state import StateStore
 from octobatch.transport import Transport
 
 

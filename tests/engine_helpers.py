@@ -12,12 +12,12 @@ import yaml
 
 from octobatch.download import DownloadLimits
 from octobatch.engine import EngineOptions, RunResult
-from octobatch.lockfile import LockState, load_state
 from octobatch.manifest import load_manifest
 from octobatch.progress import Event
 from octobatch.retry import RetryPolicy
 from octobatch.session import RunSession
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import LockState, load_state
 
 # Tiny delays so fault tests never wait on the wall clock; bounds as in production.
 FAST = RetryPolicy(base=0.001, cap=0.01, retry_after_cap=0.05)

@@ -15,10 +15,10 @@ import pytest
 
 from octobatch.api import load_manifest, make_plan, run, run_async
 from octobatch.errors import ManifestError, StateError, UsageError
-from octobatch.lockfile import Status, load_state
 from octobatch.plan import Action
 from octobatch.progress import Downloaded, Event, RunFinished
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import Status, load_state
 
 ROOT = Path(__file__).resolve().parent.parent
 

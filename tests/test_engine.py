@@ -10,12 +10,12 @@ from typing import Any
 from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, write_manifest
 
 from octobatch.engine import Engine, EngineOptions
-from octobatch.lockfile import LockEntry, StateStore, Status, load_state
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event, Submitted
 from octobatch.providers import Providers
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import LockEntry, StateStore, Status, load_state
 from octobatch.transport import Transport
 
 

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from engine_helpers import FAST, Outcome, prompts_jobs, run_engine, submits, write_manifest
 
-from octobatch.lockfile import Status
 from octobatch.retry import RetryPolicy
 from octobatch.simulator import Faults, Simulator
+from octobatch.state import Status
 
 
 def assert_complete_once(sim: Simulator, outcome: Outcome, n: int) -> None:

@@ -23,8 +23,8 @@ from test_kill_resume import (
     write_manifest,
 )
 
-from octobatch.lockfile import Status, journal_path_for, load_state, lock_path_for
 from octobatch.simulator import Simulator, SimulatorThread
+from octobatch.state import Status, journal_path_for, load_state, lock_path_for
 
 SECRET_KEY = "sk-live-7f3a9c1e5b2d4f60a8e1c3b5d7f9a2c4"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import dataclasses
 import json
 import os
 import random
@@ -21,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from octobatch.errors import StateError
-from octobatch.lockfile import (
+from octobatch.state import (
     LockEntry,
     StateStore,
     Status,
@@ -49,19 +50,35 @@ def entry(n: int) -> LockEntry:
     return LockEntry(spec_hash=f"sha256:{n}", model="omni-fast", spec={"prompt": f"shot {n}"})
 
 
+def record_task(store: StateStore, job_id: str, task_id: str) -> None:
+    store.task_recorded(job_id, task_id=task_id, status=Status.QUEUED, attempts=1,
+                        submitted_at="2026-01-02T03:04:05Z")
+
+
+def complete(store: StateStore, job_id: str) -> None:
+    store.completed(job_id, video_url="https://cdn.example/v.mp4", output=f"out/{job_id}.mp4",
+                    sha256="ab" * 32, bytes=1000, completed_at="2026-01-02T03:05:06Z")
+
+
 async def test_synced_changes_are_on_disk_before_the_lockfile_is_written(manifest: Path) -> None:
     store = StateStore.open(manifest)
     store.put("cat", entry(1))
-    store.update("cat", status=Status.SUBMITTING, attempts=1)
+    store.submitting("cat")
     await store.sync()
-    store.update("cat", status=Status.QUEUED, task_id="video_abc")
+    store.task_recorded("cat", task_id="video_abc", status=Status.QUEUED, attempts=1,
+                        submitted_at="2026-01-02T03:04:05Z")
     await store.sync()
-    # Nothing compacted yet: the state is in the journal only, one line per change.
+    # Nothing compacted yet: the state is in the journal only, one line per change, and a
+    # record holds only the fields that changed (the error was null already).
     assert not lock_path_for(manifest).exists()
     lines = journal(manifest).read_bytes().splitlines()
     assert len(lines) == 3
+    assert json.loads(lines[1]) == {"op": "update", "job": "cat", "set": {"status": "submitting"}}
     assert json.loads(lines[2]) == {
-        "op": "update", "job": "cat", "set": {"status": "queued", "task_id": "video_abc"},
+        "op": "update", "job": "cat", "set": {
+            "attempts": 1, "status": "queued", "submitted_at": "2026-01-02T03:04:05Z",
+            "task_id": "video_abc",
+        },
     }
     seen = load_state(manifest).jobs["cat"]  # what another process (status, plan) sees
     assert (seen.status, seen.task_id, seen.attempts) == (Status.QUEUED, "video_abc", 1)
@@ -81,12 +98,15 @@ async def test_remove_is_journaled(manifest: Path) -> None:
     assert set(load_state(manifest).jobs) == {"dog"}
 
 
-async def test_put_stores_a_copy(manifest: Path) -> None:
+async def test_put_stores_a_copy_and_entries_are_immutable(manifest: Path) -> None:
     store = StateStore.open(manifest)
     mine = entry(1)
     store.put("cat", mine)
-    mine.task_id = "never-journaled"
-    mine.spec["prompt"] = "changed"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        mine.task_id = "never-journaled"  # type: ignore[misc]
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        store.state.jobs["cat"].status = Status.RUNNING  # type: ignore[misc]
+    mine.spec["prompt"] = "changed"  # type: ignore[index]  # the caller's own dict
     await store.sync()
     assert store.state.jobs["cat"] == entry(1)
     assert load_state(manifest).jobs["cat"] == entry(1)
@@ -97,8 +117,7 @@ def _torn_journal(manifest: Path, tail: bytes) -> None:
     store = StateStore.open(manifest)
     store.put("cat", entry(1))
     store.sync_now()
-    os.close(store._journal_fd)  # simulate a crash: no close(), no compaction
-    os.close(store._run_lock_fd or -1)
+    store._backend.close()  # simulate a crash: the lock and files let go, no compaction
     with journal(manifest).open("ab") as f:
         f.write(tail)
 
@@ -116,7 +135,8 @@ async def test_torn_last_line_is_dropped_and_then_overwritten(manifest: Path, ta
     assert load_state(manifest).jobs["cat"] == entry(1)
     store = StateStore.open(manifest)
     assert store.state.jobs["cat"] == entry(1)
-    store.update("cat", task_id="video_2")
+    store.task_recorded("cat", task_id="video_2", status=Status.QUEUED, attempts=1,
+                        submitted_at="2026-01-02T03:04:05Z")
     await store.sync()
     # The new record starts on a line of its own: the torn bytes were cut off first.
     assert load_state(manifest).jobs["cat"].task_id == "video_2"
@@ -150,12 +170,13 @@ async def test_replaying_an_already_compacted_journal_changes_nothing(manifest: 
     # records the lockfile already holds, including updates of jobs removed later.
     store = StateStore.open(manifest)
     store.put("cat", entry(1))
-    store.update("cat", status=Status.QUEUED, task_id="video_1")
+    store.task_recorded("cat", task_id="video_1", status=Status.QUEUED, attempts=1,
+                        submitted_at="2026-01-02T03:04:05Z")
     store.put("dog", entry(2))
-    store.update("dog", status=Status.RUNNING)
+    store.awaiting_task("dog")
     store.remove("dog")
     store.put("owl", entry(3))
-    store.update("owl", attempts=2)
+    store.uncertain("owl", attempts=2)
     await store.sync()
     records = journal(manifest).read_bytes()
     expected = load_state(manifest)
@@ -175,7 +196,7 @@ async def test_concurrent_syncs_share_one_fsync(manifest: Path) -> None:
     assert store.fsyncs == 1
 
     async def submit(i: int) -> None:
-        store.update(f"job{i}", status=Status.QUEUED, task_id=f"video_{i}")
+        record_task(store, f"job{i}", f"video_{i}")
         await store.sync()
         assert load_state(manifest).jobs[f"job{i}"].task_id == f"video_{i}"
 
@@ -185,7 +206,7 @@ async def test_concurrent_syncs_share_one_fsync(manifest: Path) -> None:
     # One at a time, each waits for its own fsync: the counter is not just stuck.
     before = store.fsyncs
     for i in range(5):
-        store.update(f"job{i}", status=Status.RUNNING)
+        store.status_seen(f"job{i}", Status.RUNNING)
         await store.sync()
     assert store.fsyncs == before + 5
     await store.sync()  # nothing new: no write at all
@@ -210,7 +231,8 @@ async def test_compaction_keeps_the_journal_proportional_to_the_lockfile(manifes
     for i in range(200):
         store.put(f"job{i}", entry(i))
         await store.sync()
-        store.update(f"job{i}", status=Status.COMPLETED, task_id=f"video_{i}")
+        record_task(store, f"job{i}", f"video_{i}")
+        complete(store, f"job{i}")
         await store.sync()
         journal_size = journal(manifest).stat().st_size
         lock_size = lock_path_for(manifest).stat().st_size if lock_path_for(manifest).exists() else 0
@@ -224,11 +246,11 @@ async def _bytes_per_event(manifest: Path, jobs: int) -> float:
     store = StateStore.open(manifest, compact_min_bytes=4096)
     for i in range(jobs):
         store.put(f"job{i:05}", entry(i))
-        store.update(f"job{i:05}", status=Status.SUBMITTING, attempts=1)
+        store.submitting(f"job{i:05}")
         await store.sync()
-        store.update(f"job{i:05}", status=Status.QUEUED, task_id=f"video_{i:05}")
+        record_task(store, f"job{i:05}", f"video_{i:05}")
         await store.sync()
-        store.update(f"job{i:05}", status=Status.COMPLETED, sha256="ab" * 32, bytes=1000)
+        complete(store, f"job{i:05}")
         await store.sync()
     store.close()
     return store.bytes_written / (jobs * 4)
@@ -248,7 +270,7 @@ async def test_bytes_written_grow_linearly_with_events(tmp_path: Path) -> None:
 WRITER = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
-    from octobatch.lockfile import LockEntry, StateStore, Status
+    from octobatch.state import LockEntry, StateStore, Status
 
     async def main() -> None:
         store = StateStore.open(Path(sys.argv[1]), compact_min_bytes=2000)
@@ -257,9 +279,10 @@ WRITER = textwrap.dedent("""
 
         async def job(i: int) -> None:
             store.put(f"job{i:05}", LockEntry(spec_hash=f"h{i}", model="omni-fast"))
-            store.update(f"job{i:05}", status=Status.SUBMITTING)
+            store.submitting(f"job{i:05}")
             await store.sync()
-            store.update(f"job{i:05}", status=Status.QUEUED, task_id=f"video_{i}")
+            store.task_recorded(f"job{i:05}", task_id=f"video_{i}", status=Status.QUEUED,
+                                attempts=1, submitted_at="2026-01-02T03:04:05Z")
             await store.sync()
             # One write per line: print() writes its parts separately when stdout is
             # unbuffered, and a kill between them would leave a bare "acked".
@@ -309,7 +332,7 @@ FULL_DISK = textwrap.dedent("""
     import resource, signal, sys
     from pathlib import Path
     from octobatch.errors import StateError
-    from octobatch.lockfile import LockEntry, StateStore, journal_path_for, lock_path_for
+    from octobatch.state import LockEntry, StateStore, journal_path_for, lock_path_for
 
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG
     manifest = Path(sys.argv[1])
@@ -348,17 +371,29 @@ def test_a_failed_journal_write_leaves_no_partial_line_and_is_retried(manifest: 
 # --- any sequence of changes ------------------------------------------------------------------
 
 JOB_IDS = st.sampled_from(["a", "b", "c", "d"])
-CHANGES = st.fixed_dictionaries({}, optional={
-    "status": st.sampled_from(list(Status)),
-    "task_id": st.none() | st.text(max_size=8),
-    "attempts": st.integers(0, 5),
-    "error": st.none() | st.fixed_dictionaries({"code": st.text(max_size=5), "message": st.text(max_size=20)}),
-    "possible_duplicate": st.booleans(),
-})
+TEXT = st.text(max_size=8)
+IN_FLIGHT = st.sampled_from([Status.QUEUED, Status.RUNNING])
+# Every named transition of the store, with arbitrary arguments.
+TRANSITIONS = st.one_of(
+    st.tuples(st.just("submitting"), st.just({})),
+    st.tuples(st.just("task_recorded"), st.fixed_dictionaries({
+        "task_id": TEXT, "status": IN_FLIGHT, "attempts": st.integers(0, 5), "submitted_at": TEXT,
+    })),
+    st.tuples(st.just("uncertain"), st.fixed_dictionaries({"attempts": st.integers(0, 5)})),
+    st.tuples(st.just("back_to_pending"), st.just({})),
+    st.tuples(st.just("status_seen"), st.fixed_dictionaries({"status": IN_FLIGHT})),
+    st.tuples(st.just("awaiting_task"), st.just({})),
+    st.tuples(st.just("completed"), st.fixed_dictionaries({
+        "video_url": TEXT, "output": TEXT, "sha256": TEXT, "bytes": st.integers(0, 10**9),
+        "completed_at": TEXT,
+    })),
+    st.tuples(st.just("failed"), st.fixed_dictionaries({"code": TEXT, "message": st.text(max_size=20)})),
+)
 OPS = st.lists(st.one_of(
     st.tuples(st.just("put"), JOB_IDS, st.text(max_size=10)),
-    st.tuples(st.just("update"), JOB_IDS, CHANGES),
+    st.tuples(st.just("transition"), JOB_IDS, TRANSITIONS),
     st.tuples(st.just("remove"), JOB_IDS, st.none()),
+    st.tuples(st.just("sync"), st.none(), st.none()),  # compacts when the journal outgrew it
     st.tuples(st.just("compact"), st.none(), st.none()),
 ), max_size=40)
 
@@ -371,12 +406,15 @@ def test_any_sequence_of_changes_replays_to_the_same_state(tmp_path: Path, ops: 
     for op, job_id, arg in ops:
         if op == "put":
             store.put(job_id, LockEntry(spec_hash=arg, model="omni-fast", spec={"prompt": arg}))
-        elif op == "update" and job_id in store.state.jobs:
-            store.update(job_id, **arg)
+        elif op == "transition" and job_id in store.state.jobs:
+            name, kwargs = arg
+            getattr(store, name)(job_id, **kwargs)
         elif op == "remove" and job_id in store.state.jobs:
             store.remove(job_id)
+        elif op == "sync":
+            asyncio.run(store.sync())
         elif op == "compact":
-            store.maybe_compact()
+            store.compact()
     store.sync_now()
     assert load_state(manifest) == store.state  # lockfile + journal, as a crash would leave them
     leftover = journal(manifest).read_bytes()

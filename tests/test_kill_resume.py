@@ -17,7 +17,10 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from octobatch.lockfile import (
+from octobatch.manifest import load_manifest
+from octobatch.models import build_request
+from octobatch.simulator import DEMO_KEY, Faults, Simulator, SimulatorThread
+from octobatch.state import (
     LockEntry,
     LockState,
     StateStore,
@@ -26,9 +29,6 @@ from octobatch.lockfile import (
     lock_path_for,
     read_lockfile,
 )
-from octobatch.manifest import load_manifest
-from octobatch.models import build_request
-from octobatch.simulator import DEMO_KEY, Faults, Simulator, SimulatorThread
 
 REPO = Path(__file__).resolve().parents[1]
 JOBS = 16

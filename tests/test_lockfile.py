@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from octobatch.errors import StateError
-from octobatch.lockfile import (
+from octobatch.state import (
     LockEntry,
     LockState,
     StateStore,
@@ -68,7 +69,7 @@ def test_round_trip_keeps_every_field(manifest: Path) -> None:
     store = StateStore.open(manifest)
     store.put("cat", full_entry(1))
     store.put("dog", LockEntry(spec_hash="sha256:2", model="omni-fast"))
-    store.update("dog", status=Status.FAILED, error={"code": "content_policy", "message": "拒绝"})
+    store.failed("dog", "content_policy", "拒绝")
     store.close()
 
     state = read_lockfile(lock_path_for(manifest), manifest.name)
@@ -106,7 +107,7 @@ def test_write_only_when_changed(tmp_path: Path) -> None:
     assert write_lockfile(path, LockState("m.yaml", {"cat": full_entry(1)})) is False
     after = path.stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    state.jobs["cat"].attempts = 2
+    state.jobs["cat"] = dataclasses.replace(state.jobs["cat"], attempts=2)
     assert write_lockfile(path, state) is True
     assert path.stat().st_ino != before.st_ino  # replaced by rename, not rewritten in place
     assert [p.name for p in tmp_path.iterdir()] == ["m.lock.json"]  # no temp file left behind
@@ -117,7 +118,8 @@ def test_store_compacts_only_when_the_state_changed(manifest: Path) -> None:
     store.put("cat", full_entry(1))
     store.compact()
     written, ino = store.bytes_written, lock_path_for(manifest).stat().st_ino
-    store.update("cat", attempts=1)  # same value as before: the lockfile bytes do not change
+    store.awaiting_task("cat")  # a real change, reverted: the lockfile bytes do not change
+    store.put("cat", full_entry(1))
     store.compact()
     store.close()
     assert store.bytes_written == written
@@ -169,15 +171,21 @@ def test_corrupt_lockfile_names_the_file_and_the_fix(manifest: Path, content: st
     assert lock.read_text() == content  # a failed open never overwrites what the user has
 
 
-def test_update_rejects_unknown_and_mistyped_fields(manifest: Path) -> None:
+def test_transitions_reject_mistyped_values_and_unknown_jobs(manifest: Path) -> None:
     store = StateStore.open(manifest)
     store.put("cat", full_entry(1))
-    with pytest.raises(ValueError, match="unknown field 'progress'"):
-        store.update("cat", progress=50)
     with pytest.raises(TypeError, match="task_id: expected string or null, got int"):
-        store.update("cat", task_id=17)
+        store.task_recorded("cat", task_id=17, status=Status.QUEUED,  # type: ignore[arg-type]
+                            attempts=1, submitted_at="2026-01-02T03:04:05Z")
+    with pytest.raises(ValueError, match="attempts: expected integer, got a boolean"):
+        store.uncertain("cat", attempts=True)
+    with pytest.raises(ValueError, match="expected queued or running, got completed"):
+        store.status_seen("cat", Status.COMPLETED)
+    with pytest.raises(TypeError, match="bytes: expected integer or null, got str"):
+        store.put("dog", LockEntry(spec_hash="h", model="m", bytes="12"))  # type: ignore[arg-type]
     with pytest.raises(KeyError):
-        store.update("nobody", status=Status.QUEUED)
+        store.submitting("nobody")
+    assert set(store.state.jobs) == {"cat"}
     store.close()
     assert load_state(manifest).jobs["cat"] == full_entry(1)
 
@@ -209,8 +217,8 @@ def test_a_reader_never_sees_a_partial_lockfile(tmp_path: Path) -> None:
     # Entries big enough that a write takes several syscalls' worth of pages.
     state = LockState("m.yaml", {})
     for i in range(1, 151):
-        state.jobs[f"job{i}"] = full_entry(i)
-        state.jobs[f"job{i}"].spec["prompt"] = "x" * 2000
+        state.jobs[f"job{i}"] = dataclasses.replace(
+            full_entry(i), spec={**full_entry(i).spec, "prompt": "x" * 2000})
         write_lockfile(path, state)
     out, _ = reader.communicate(timeout=30)
     bad, distinct = map(int, out.split())
@@ -222,7 +230,7 @@ def _hold_lock_script(manifest: Path) -> list[str]:
     code = textwrap.dedent("""
         import sys, time
         from pathlib import Path
-        from octobatch.lockfile import StateStore
+        from octobatch.state import StateStore
         store = StateStore.open(Path(sys.argv[1]))
         print("locked", flush=True)
         time.sleep(60)
@@ -264,7 +272,7 @@ def test_a_closed_store_refuses_changes(manifest: Path) -> None:
     store.put("cat", full_entry(1))
     store.close()
     with pytest.raises(RuntimeError, match="used after close"):
-        store.update("cat", attempts=5)
+        store.uncertain("cat", attempts=5)
     assert store.state.jobs["cat"].attempts == 1  # memory did not move ahead of the disk
     assert load_state(manifest).jobs["cat"] == full_entry(1)
 
@@ -277,3 +285,33 @@ def test_a_temp_file_left_by_a_killed_compaction_is_cleared(manifest: Path) -> N
     assert load_state(manifest).jobs["cat"] == full_entry(1)  # readers never look at it
     StateStore.open(manifest).close()
     assert not stale.exists()
+
+
+def test_an_older_version_is_upgraded_on_read_and_written_as_the_current_one(
+    manifest: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a future format change looks like: version 2 renames a field; version 1 files
+    # still load, and the next write saves version 2.
+    from octobatch.state import format as lock_format
+
+    def v1_to_v2(doc: dict[str, object]) -> dict[str, object]:
+        jobs = doc["jobs"]
+        assert isinstance(jobs, dict)
+        for job in jobs.values():
+            job["attempts"] = job.pop("tries")
+        return doc
+
+    lock = lock_path_for(manifest)
+    lock.write_text(json.dumps({"version": 1, "manifest": "spring.yaml", "jobs": {
+        "cat": {"spec_hash": "h", "model": "omni-fast", "tries": 2}}}))
+    monkeypatch.setattr(lock_format, "LOCK_VERSION", 2)
+    monkeypatch.setitem(lock_format.UPGRADES, 1, v1_to_v2)
+    assert load_state(manifest).jobs["cat"].attempts == 2
+    store = StateStore.open(manifest)
+    store.submitting("cat")
+    store.close()
+    data = json.loads(lock.read_text())
+    assert data["version"] == 2 and data["jobs"]["cat"]["attempts"] == 2
+    with pytest.raises(StateError, match=r"unsupported version 3, expected 2"):
+        lock.write_text('{"version": 3, "jobs": {}}')
+        load_state(manifest)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from octobatch.jobs import JobSpec, Position
-from octobatch.lockfile import LockEntry, LockState, Status
 from octobatch.manifest import canonical_hash
 from octobatch.plan import Action, Plan, Step, changed_fields, make_plan, observe_outputs
+from octobatch.state import LockEntry, LockState, Status
 
 
 def job(job_id: str = "a", model: str = "omni-fast", **fields: Any) -> JobSpec:
@@ -63,7 +64,7 @@ def test_changed_model_is_named() -> None:
 def test_hash_change_without_a_recorded_spec_still_regenerates() -> None:
     spec = job()
     e = entry(spec, Status.COMPLETED, bytes=5)
-    e.spec_hash, e.spec = "0" * 64, {}
+    e = dataclasses.replace(e, spec_hash="0" * 64, spec={})
     step = only_step(spec, e, size=5)
     assert step.action is Action.REGENERATE and "model" in step.changed
 

@@ -22,7 +22,6 @@ from engine_helpers import FAST, POLL, write_manifest
 from octobatch.engine import Engine, EngineOptions
 from octobatch.errors import OctobatchError
 from octobatch.jobs import ApiRequest
-from octobatch.lockfile import StateStore, Status, load_state
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Event
@@ -31,6 +30,7 @@ from octobatch.providers.base import parse_progress, text
 from octobatch.providers.octopusx import encode_id
 from octobatch.schemas import default_schema_dir
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import StateStore, Status, load_state
 from octobatch.transport import ApiError, Downloaded, TaskNotFound, Transport, http_error
 
 TOY_KEY = "toy-key-1"

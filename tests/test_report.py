@@ -13,9 +13,9 @@ from urllib.parse import unquote
 import pytest
 
 from octobatch.cli import main
-from octobatch.lockfile import LockEntry, LockState, Status, load_state, write_lockfile
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.report import render_gallery, write_gallery
+from octobatch.state import LockEntry, LockState, Status, load_state, write_lockfile
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
 HOSTILE = """<script>alert("x")</script> & 'friends'"""

@@ -10,10 +10,10 @@ from engine_helpers import png_bytes, prompts_jobs, write_manifest
 
 from octobatch.api import run_async
 from octobatch.cli import main
-from octobatch.lockfile import Status, load_state
 from octobatch.manifest import load_manifest
 from octobatch.progress import Event, Failed
 from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import Status, load_state
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from octobatch.cli import main
-from octobatch.lockfile import LockEntry, StateStore, Status, lock_path_for
 from octobatch.manifest import load_manifest
+from octobatch.state import LockEntry, StateStore, Status, lock_path_for
 
 MANIFEST = """\
 version: 1
@@ -158,7 +158,8 @@ async def test_shows_changes_still_only_in_the_journal(
     job = load_manifest(path).jobs[2]
     store = StateStore.open(path)  # a run in progress: it holds the lock, nothing compacted
     store.put("dog", LockEntry(spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical)))
-    store.update("dog", status=Status.QUEUED, task_id="video_live")
+    store.task_recorded("dog", task_id="video_live", status=Status.QUEUED, attempts=1,
+                        submitted_at="2026-01-02T03:04:05Z")
     await store.sync()
     assert not lock_path_for(path).exists()
     code, out = status(capsys, str(path))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import pty
@@ -13,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from octobatch.cli import main
-from octobatch.lockfile import LockEntry, LockState, Status, write_lockfile
 from octobatch.manifest import load_manifest
+from octobatch.state import LockEntry, LockState, Status, write_lockfile
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
@@ -149,7 +150,7 @@ jobs:
                          **kw)  # type: ignore[arg-type]
 
     changed = entry("changed", Status.COMPLETED, bytes=3, output="out/changed.mp4")
-    changed.spec_hash, changed.spec = "0" * 64, {**changed.spec, "prompt": "e1"}
+    changed = dataclasses.replace(changed, spec_hash="0" * 64, spec={**changed.spec, "prompt": "e1"})
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "done.mp4").write_bytes(b"mp4")
     _lock(manifest, {

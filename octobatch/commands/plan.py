@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from octobatch.lockfile import load_state
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.paths import absolute, shown
 from octobatch.plan import Action, Plan, plan_manifest
+from octobatch.state import load_state
 
 # Groups in the order a reader cares about: what costs money first, what needs nothing last.
 ORDER = (

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 from octobatch.errors import EXIT_OK
-from octobatch.lockfile import load_state
 from octobatch.manifest import load_manifest
 from octobatch.paths import shown
 from octobatch.report import write_gallery
+from octobatch.state import load_state
 
 
 def main(args: argparse.Namespace) -> int:

@@ -15,12 +15,12 @@ from typing import IO
 from octobatch.api import endpoint, engine_options, resolve_api_key
 from octobatch.engine import RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
-from octobatch.lockfile import StateStore
 from octobatch.manifest import Manifest, load_manifests
 from octobatch.paths import shown as _shown
 from octobatch.plan import Action
 from octobatch.progress import make_listener
 from octobatch.session import RunSession
+from octobatch.state import StateStore
 
 
 def main(args: argparse.Namespace) -> int:

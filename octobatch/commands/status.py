@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from octobatch.errors import EXIT_OK, ManifestError, UsageError
-from octobatch.lockfile import LockEntry, LockState, Status, load_state, lock_path_for
 from octobatch.manifest import load_manifest
 from octobatch.paths import absolute, from_lockfile, shown
 from octobatch.plan import Action, Step, plan_manifest
+from octobatch.state import LockEntry, LockState, Status, load_state, lock_path_for
 
 
 @dataclass(frozen=True)

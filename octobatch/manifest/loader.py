@@ -19,7 +19,6 @@ from typing import Any
 
 from octobatch.errors import Diagnostic, ManifestError
 from octobatch.jobs import JobSpec
-from octobatch.lockfile import lock_path_for
 from octobatch.manifest.expand import Defaults, expand_entry
 from octobatch.manifest.files import FileChecker
 from octobatch.manifest.report import Reporter
@@ -27,6 +26,7 @@ from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
 from octobatch.models import load_models
 from octobatch.schemas import default_schema_dir, document_validator, field_label, kind, problems
+from octobatch.state import lock_path_for
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,175 @@
+"""The local backend: lockfile, journal and run lock as files beside the manifest.
+
+For `path/name.yaml`: `name.lock.json` (the snapshot, committed), `name.lock.journal` (JSON
+lines, not committed), `name.lock.run` (the flock one run holds, not committed).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from octobatch.errors import StateError
+from octobatch.fsutil import atomic_write, fsync_dir, temp_path, write_all
+from octobatch.state.backend import Stored
+from octobatch.state.entry import LockState
+from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
+from octobatch.state.runlock import RunLock
+
+
+def lock_path_for(manifest: Path) -> Path:
+    """`path/name.yaml` -> `path/name.lock.json`."""
+    return manifest.with_name(manifest.stem + ".lock.json")
+
+
+def journal_path_for(lock_path: Path) -> Path:
+    """`name.lock.json` -> `name.lock.journal` (JSON lines, not committed)."""
+    return lock_path.with_name(lock_path.name.removesuffix(".json") + ".journal")
+
+
+def run_lock_path_for(lock_path: Path) -> Path:
+    """`name.lock.json` -> `name.lock.run` (the OS lock one run holds; not committed)."""
+    return lock_path.with_name(lock_path.name.removesuffix(".json") + ".run")
+
+
+def explain(exc: FormatError, lock_path: Path | str) -> StateError:
+    return StateError(
+        f"{lock_path}: not a valid octobatch lockfile ({exc}); "
+        "restore it from git (git checkout -- <file>) or move it away to start fresh"
+    )
+
+
+def read_lockfile(lock_path: Path, manifest_name: str) -> LockState:
+    """Read the committed lockfile alone; a missing one is an empty state."""
+    data = _read(lock_path, "lockfile")
+    if data is None:
+        return LockState(manifest=manifest_name)
+    try:
+        return parse_lockfile(data, manifest_name)
+    except FormatError as exc:
+        raise explain(exc, lock_path) from None
+
+
+def write_lockfile(path: Path, state: LockState) -> bool:
+    """Atomically replace `path` with `state`, only if the bytes differ; return whether it did."""
+    return _write_if_changed(path, render_lockfile(state))
+
+
+def _write_if_changed(path: Path, data: bytes) -> bool:
+    try:
+        if path.read_bytes() == data:
+            return False
+    except FileNotFoundError:
+        pass
+    try:
+        atomic_write(path, data)
+    except OSError as exc:
+        raise StateError(f"{path}: cannot write lockfile: {exc.strerror}") from None
+    return True
+
+
+def _read(path: Path, what: str) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StateError(f"{path}: cannot read {what}: {exc.strerror}") from None
+
+
+def _identity(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+class LocalFiles:
+    """The `Backend` of one manifest's state on the local disk."""
+
+    def __init__(self, manifest: Path) -> None:
+        self.manifest = manifest
+        self.lock_path = lock_path_for(manifest)
+        self.journal_path = journal_path_for(self.lock_path)
+        self.run_lock_path = run_lock_path_for(self.lock_path)
+        self._run_lock: RunLock | None = None
+        self._journal_fd: int | None = None
+        self._journal_size = 0
+
+    @property
+    def snapshot_name(self) -> str:
+        return str(self.lock_path)
+
+    @property
+    def journal_name(self) -> str:
+        return str(self.journal_path)
+
+    def read(self) -> Stored:
+        # Lock-free readers (plan, status) may race a compaction: if the lockfile was replaced
+        # while we read, read again, so the journal read matches the lockfile read.
+        for _ in range(5):
+            before = _identity(self.lock_path)
+            snapshot = _read(self.lock_path, "lockfile")
+            journal = _read(self.journal_path, "journal") or b""
+            if _identity(self.lock_path) == before:
+                break
+        return Stored(snapshot, journal)
+
+    def lock(self) -> None:
+        self._run_lock = RunLock(self.run_lock_path, self.manifest)
+
+    def begin(self, keep: int) -> None:
+        try:
+            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            self._journal_fd = fd
+            os.ftruncate(fd, keep)  # drop a torn tail before appending after it
+            # A new journal's directory entry must be durable too, or a power cut could
+            # take the whole file, fsynced records and all.
+            fsync_dir(self.lock_path.parent)
+        except OSError as exc:
+            raise StateError(f"{self.journal_path}: cannot open journal: {exc.strerror}") from None
+        self._journal_size = keep
+        temp_path(self.lock_path).unlink(missing_ok=True)  # left by a writer killed mid-compaction
+
+    def append(self, data: bytes) -> None:
+        fd = self._fd()
+        try:
+            write_all(fd, data)
+            os.fsync(fd)
+        except OSError as exc:
+            # Cut off what part got written, so a retry writes whole lines instead of leaving
+            # a corrupt one mid-journal.
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, self._journal_size)
+            raise StateError(
+                f"{self.journal_path}: cannot write journal: {exc.strerror}; "
+                "free space or fix permissions, then rerun to resume"
+            ) from None
+        self._journal_size += len(data)
+
+    def write_snapshot(self, data: bytes) -> bool:
+        return _write_if_changed(self.lock_path, data)
+
+    def clear_journal(self) -> None:
+        fd = self._fd()
+        try:
+            os.ftruncate(fd, 0)
+            os.fsync(fd)
+        except OSError as exc:
+            raise StateError(f"{self.journal_path}: cannot truncate journal: {exc.strerror}") from None
+        self._journal_size = 0
+
+    def close(self) -> None:
+        if self._journal_fd is not None:
+            os.close(self._journal_fd)
+            self._journal_fd = None
+        if self._run_lock is not None:
+            self._run_lock.release()
+            self._run_lock = None
+
+    def _fd(self) -> int:
+        if self._journal_fd is None:
+            raise RuntimeError(f"{self.journal_path}: journal used before begin() or after close()")
+        return self._journal_fd

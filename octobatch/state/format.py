@@ -1,0 +1,76 @@
+"""The lockfile's bytes: render and parse `name.lock.json`, versioned, with upgrades on read.
+
+Shape (contract): `{"version": 1, "manifest": "name.yaml", "jobs": {"<job id>": {...}}}`,
+sorted keys, two-space indentation, non-ASCII kept readable, one trailing newline, so the same
+state always gives the same bytes and a git diff shows only real changes.
+
+A future format is one function: bump `LOCK_VERSION` and add to `UPGRADES` the function that
+turns a document of the previous version into the next one. Reading applies every upgrade from
+the file's version on, so old lockfiles keep working; the next write saves the new version.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from octobatch.state.entry import LockEntry, LockState
+
+LOCK_VERSION = 1
+
+Document = dict[str, Any]
+# version n -> the function that upgrades a version-n document to version n + 1.
+UPGRADES: dict[int, Callable[[Document], Document]] = {}
+
+
+class FormatError(ValueError):
+    """The bytes are not a lockfile this version can read; the message says what is wrong."""
+
+
+def render_lockfile(state: LockState) -> bytes:
+    """The exact bytes of a lockfile: sorted keys, fixed indentation, trailing newline."""
+    doc = {
+        "version": LOCK_VERSION,
+        "manifest": state.manifest,
+        "jobs": {job_id: entry.to_json() for job_id, entry in state.jobs.items()},
+    }
+    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def parse_lockfile(text: str | bytes, manifest_name: str) -> LockState:
+    """The state a lockfile holds; raise FormatError naming what is wrong."""
+    try:
+        data = upgrade(json.loads(text))
+        manifest = data.get("manifest", manifest_name)
+        if not isinstance(manifest, str):
+            raise TypeError("manifest: expected a string")
+        raw_jobs = data.get("jobs", {})
+        if not isinstance(raw_jobs, dict):
+            raise TypeError("jobs: expected an object")
+        jobs: dict[str, LockEntry] = {}
+        for job_id, raw in raw_jobs.items():
+            try:
+                jobs[job_id] = LockEntry.from_json(raw)
+            except (ValueError, TypeError) as exc:
+                raise ValueError(f"job {job_id!r}: {exc}") from None
+    except FormatError:
+        raise
+    except (ValueError, TypeError) as exc:  # JSON and UTF-8 decoding errors are ValueErrors
+        raise FormatError(str(exc)) from None
+    return LockState(manifest=manifest, jobs=jobs)
+
+
+def upgrade(data: Any) -> Document:
+    """`data` as a current-version document, upgraded step by step from its own version."""
+    if not isinstance(data, dict):
+        raise TypeError("expected a JSON object at the top level")
+    version = data.get("version")
+    if isinstance(version, int) and not isinstance(version, bool):
+        while version < LOCK_VERSION and version in UPGRADES:
+            data = UPGRADES[version](data)
+            version += 1
+            data["version"] = version
+    if version != LOCK_VERSION:
+        raise ValueError(f"unsupported version {data.get('version')!r}, expected {LOCK_VERSION}")
+    return data

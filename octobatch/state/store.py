@@ -1,0 +1,266 @@
+"""The state store: one run's view of a manifest's jobs, changed only by named transitions.
+
+Each transition builds a new immutable entry, journals the one record that turns the old
+entry into it, and then moves memory: a rejected change leaves memory and journal in step.
+`sync()` makes the changes so far durable (group commit in a worker thread); compaction (the
+whole lockfile rewritten, the journal emptied) is decided here alone and runs in that worker
+thread too, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from octobatch.state import journal
+from octobatch.state.backend import Backend
+from octobatch.state.entry import LockEntry, LockState, Status
+from octobatch.state.files import LocalFiles, explain, lock_path_for
+from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
+
+# Compaction happens once the journal is larger than the lockfile and this floor, so a run pays
+# for each whole-lockfile rewrite with at least as many bytes of O(1) appends (amortised O(1)).
+COMPACT_MIN_BYTES = 64 * 1024
+
+_IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+
+
+def load_state(manifest: Path, *, backend: Backend | None = None) -> LockState:
+    """The current state of a manifest's jobs: the lockfile with the journal replayed.
+
+    Read-only and lock-free (for `plan` and `status`), so it works while a run is going.
+    """
+    backend = backend or LocalFiles(manifest)
+    state, _, _ = _load(backend, manifest.name)
+    return state
+
+
+def _load(backend: Backend, manifest_name: str) -> tuple[LockState, int, int]:
+    """The state, the length of the journal's good prefix and the size of the lockfile."""
+    stored = backend.read()
+    if stored.snapshot is None:
+        state = LockState(manifest=manifest_name)
+    else:
+        try:
+            state = parse_lockfile(stored.snapshot, manifest_name)
+        except FormatError as exc:
+            raise explain(exc, backend.snapshot_name) from None
+    good = journal.replay(state, stored.journal, backend.journal_name)
+    return state, good, len(stored.snapshot or b"")
+
+
+class StateStore:
+    """The state of one manifest's jobs, held by exactly one run (see the package docstring)."""
+
+    def __init__(self, manifest_path: Path, backend: Backend, state: LockState,
+                 journal_size: int, lock_size: int, compact_min_bytes: int) -> None:
+        self.manifest_path = manifest_path
+        self.lock_path = lock_path_for(manifest_path)
+        self.lock_dir = self.lock_path.parent  # outputs are recorded relative to it
+        self.state = state
+        self.bytes_written = 0  # journal appends plus lockfile rewrites
+        self.fsyncs = 0  # journal fsyncs, counted so tests can check group commit
+        self.compactions = 0
+        self._backend = backend
+        self._open = True
+        self._journal_size = journal_size
+        self._lock_size = lock_size
+        self._compact_min_bytes = compact_min_bytes
+        # (seq, line) pairs not yet written. Appended only by the owning thread, drained by
+        # whichever thread flushes: deque append/popleft are thread-safe.
+        self._pending: collections.deque[tuple[int, bytes]] = collections.deque()
+        self._seq = 0  # last change made
+        self._written = 0  # last change written to the journal
+        self._durable = 0  # last change written and synced (or folded into the lockfile)
+        self._io_lock = threading.Lock()
+        self._flush_task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def open(cls, manifest_path: Path, *, compact_min_bytes: int = COMPACT_MIN_BYTES,
+             backend: Backend | None = None) -> StateStore:
+        """Take the run lock, load the lockfile, replay the journal, then fold it in."""
+        backend = backend or LocalFiles(manifest_path)
+        backend.lock()
+        try:
+            state, good, lock_size = _load(backend, manifest_path.name)
+            backend.begin(good)
+        except BaseException:
+            backend.close()
+            raise
+        store = cls(manifest_path, backend, state, good, lock_size, compact_min_bytes)
+        if good:
+            store.compact()
+        return store
+
+    # -- transitions: each journals one record (none if nothing changes) --
+
+    def pending(self, job_id: str, *, spec_hash: str, model: str, spec: Mapping[str, Any],
+                idempotency_key: str) -> LockEntry:
+        """A fresh entry for a job about to be submitted (new, changed, or retried)."""
+        return self.put(job_id, LockEntry(spec_hash=spec_hash, model=model, spec=spec,
+                                          idempotency_key=idempotency_key))
+
+    def submitting(self, job_id: str) -> LockEntry:
+        """Synced before the POST: a crash from here on means a task may exist."""
+        return self._change(job_id, status=Status.SUBMITTING)
+
+    def task_recorded(self, job_id: str, *, task_id: str, status: Status, attempts: int,
+                      submitted_at: str) -> LockEntry:
+        """The provider answered a submission with `task_id` (queued or running)."""
+        _check_in_flight(status)
+        return self._change(job_id, task_id=task_id, status=status, attempts=attempts,
+                            submitted_at=submitted_at, error=None)
+
+    def uncertain(self, job_id: str, *, attempts: int) -> LockEntry:
+        """`attempts` submissions went out and the last got no clear answer: maybe a task."""
+        return self._change(job_id, status=Status.UNCERTAIN, attempts=attempts,
+                            possible_duplicate=True)
+
+    def back_to_pending(self, job_id: str) -> LockEntry:
+        """Nothing was created after all (refused, throttled, submissions stopped)."""
+        return self._change(job_id, status=Status.PENDING)
+
+    def status_seen(self, job_id: str, status: Status) -> LockEntry:
+        """A poll saw the task queued or running (per-poll progress is never recorded)."""
+        _check_in_flight(status)
+        return self._change(job_id, status=status)
+
+    def awaiting_task(self, job_id: str) -> LockEntry:
+        """The job's existing task is waited for again: its file went missing, or a task that
+        outlived an earlier `--timeout` is still alive."""
+        return self._change(job_id, status=Status.RUNNING, error=None)
+
+    def completed(self, job_id: str, *, video_url: str, output: str, sha256: str, bytes: int,
+                  completed_at: str) -> LockEntry:
+        """The whole file is on disk at `output` (relative to the lockfile), checked."""
+        return self._change(job_id, status=Status.COMPLETED, video_url=video_url, output=output,
+                            sha256=sha256, bytes=bytes, completed_at=completed_at, error=None)
+
+    def failed(self, job_id: str, code: str, message: str) -> LockEntry:
+        return self._change(job_id, status=Status.FAILED, error={"code": code, "message": message})
+
+    def put(self, job_id: str, entry: LockEntry) -> LockEntry:
+        """Record `entry` whole, replacing what the job had (a fresh entry, an import)."""
+        record = journal.put_record(job_id, entry)  # a copy: the store never aliases callers
+        stored = LockEntry.from_json(record["entry"])
+        self._queue(record)
+        self.state.jobs[job_id] = stored
+        return stored
+
+    def remove(self, job_id: str) -> None:
+        """Drop an orphaned job (`run --prune`)."""
+        if job_id not in self.state.jobs:
+            raise KeyError(job_id)
+        self._queue(journal.remove_record(job_id))
+        del self.state.jobs[job_id]
+
+    def _change(self, job_id: str, **changes: Any) -> LockEntry:
+        old = self.state.jobs[job_id]
+        new = replace(old, **changes)  # validates: a bad value raises before anything moves
+        record = journal.update_record(job_id, old, new)
+        if record is not None:
+            self._queue(record)
+            self.state.jobs[job_id] = new
+        return self.state.jobs[job_id]
+
+    def _queue(self, record: dict[str, Any]) -> None:
+        if not self._open:
+            raise RuntimeError(f"{self.lock_path}: state store used after close()")
+        seq = self._seq + 1
+        self._pending.append((seq, journal.encode(record)))
+        self._seq = seq
+
+    # -- durability --
+
+    async def sync(self) -> None:
+        """Return once every change made so far is durable; concurrent callers share a flush."""
+        target = self._seq
+        while self._durable < target:
+            if self._flush_task is None:
+                self._flush_task = asyncio.get_running_loop().create_task(self._flush_off_loop())
+            # shield: a cancelled caller (Ctrl-C) must not abort a write others wait on.
+            await asyncio.shield(self._flush_task)
+
+    async def _flush_off_loop(self) -> None:
+        try:
+            await asyncio.to_thread(self._flush)
+            if self._should_compact():
+                # Entries are immutable, so a shallow copy is a consistent snapshot: the
+                # thread renders it while the loop goes on changing the live state.
+                seq, jobs = self._seq, dict(self.state.jobs)
+                await asyncio.to_thread(self._compact_to, seq, jobs)
+        finally:
+            self._flush_task = None
+
+    def sync_now(self) -> None:
+        """Blocking `sync()`, for signal and shutdown paths (never compacts)."""
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._io_lock:
+            if not self._open:
+                return  # closed: close() flushed everything
+            batch: list[tuple[int, bytes]] = []
+            while self._pending:
+                batch.append(self._pending.popleft())
+            if not batch:
+                return
+            data = b"".join(line for _, line in batch)
+            try:
+                self._backend.append(data)
+            except BaseException:
+                self._pending.extendleft(reversed(batch))  # a retry (or close) writes it whole
+                raise
+            self.fsyncs += 1
+            self.bytes_written += len(data)
+            self._journal_size += len(data)
+            self._written = self._durable = batch[-1][0]
+
+    # -- compaction --
+
+    def _should_compact(self) -> bool:
+        return self._journal_size > max(self._compact_min_bytes, self._lock_size)
+
+    def compact(self) -> None:
+        """Fold every change into the lockfile now (blocking; `close()` does it)."""
+        self._compact_to(self._seq, self.state.jobs)
+
+    def _compact_to(self, seq: int, jobs: dict[str, LockEntry]) -> None:
+        """Write the snapshot `jobs` (every change up to `seq`) and drop the journal it covers."""
+        data = render_lockfile(LockState(self.state.manifest, jobs))
+        with self._io_lock:
+            if not self._open or self._written > seq:
+                return  # closed, or newer changes reached the journal since the snapshot
+            if self._backend.write_snapshot(data):
+                self.bytes_written += len(data)
+            self._lock_size = len(data)
+            while self._pending and self._pending[0][0] <= seq:
+                self._pending.popleft()
+            # Durable now, in the lockfile; if emptying the journal fails, replaying the old
+            # journal over the new lockfile changes nothing.
+            self._written = self._durable = max(self._durable, seq)
+            self._backend.clear_journal()
+            self._journal_size = 0
+            self.compactions += 1
+
+    def close(self) -> None:
+        """Sync, compact and release the run lock; safe to call twice."""
+        if not self._open:
+            return
+        try:
+            self.sync_now()
+            self.compact()
+        finally:
+            with self._io_lock:
+                self._backend.close()
+                self._open = False
+
+
+def _check_in_flight(status: Status) -> None:
+    if status not in _IN_FLIGHT:
+        raise ValueError(f"expected queued or running, got {status.value}")
