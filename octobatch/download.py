@@ -136,7 +136,7 @@ class Downloader:
                 # once its first bytes prove it is a video (an HTML page must not cost them).
                 target = kept if resp.status == 206 and self._continues(resp, dest, kept) \
                     else _Partial()
-                _check_answer(resp)
+                _check_answer(resp, self._scrub)
                 target.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
                 target.total = _total_size(resp, target.size)
                 if target.total is not None and target.total > self.limits.max_bytes:
@@ -194,7 +194,7 @@ class Downloader:
             buffer.clear()
             if part is None:
                 if target.size == 0:
-                    _check_head(data, content_type)
+                    _check_head(data, content_type, self._scrub)
                 part = await loop.run_in_executor(self._files, _open_part, dest,
                                                   target.size == 0)
                 self._partials[dest] = target  # from here on the file holds target's bytes
@@ -265,19 +265,20 @@ class Downloader:
         self._wire.pop(dest, None)
 
 
-def _check_answer(resp: aiohttp.ClientResponse) -> None:
+def _check_answer(resp: aiohttp.ClientResponse, scrub: Callable[[str], str]) -> None:
     encoding = resp.headers.get("Content-Encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
-        raise NotAVideo(f"the server sent the video {encoding}-encoded although asked not to "
-                        "(Accept-Encoding: identity)")
+        raise NotAVideo(f"the server sent the video {scrub(encoding)[:40]}-encoded although "
+                        "asked not to (Accept-Encoding: identity)")
 
 
-def _check_head(head: bytes, content_type: str) -> None:
+def _check_head(head: bytes, content_type: str, scrub: Callable[[str], str]) -> None:
     """An MP4 starts with an `ftyp` box: 4 bytes of size, then b"ftyp"."""
     if len(head) >= 8 and head[4:8] == b"ftyp":
         return
-    shown = head[:40].decode("latin-1").replace("\n", " ")
-    kind = f" ({content_type})" if content_type else ""
+    # Scrubbed before it is cut short, so no part of a key survives the cut.
+    shown = scrub(head[:512].decode("latin-1").replace("\n", " "))[:40]
+    kind = f" ({scrub(content_type)[:60]})" if content_type else ""
     raise NotAVideo(f"the result URL served something that is not an MP4{kind}, starting "
                     f"{shown!r}")
 

@@ -27,6 +27,7 @@ from yarl import URL
 
 from octobatch.errors import OctobatchError
 from octobatch.retry import DEFAULT_CONCURRENCY
+from octobatch.scrub import Scrubber
 from octobatch.version import __version__
 
 if TYPE_CHECKING:
@@ -144,6 +145,7 @@ class Transport:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._api_key = api_key
+        self._scrubber = Scrubber(api_key)
         self._concurrency = concurrency
         self._max_answer = max_answer_bytes
         self._timeout = aiohttp.ClientTimeout(
@@ -196,7 +198,8 @@ class Transport:
         return {"Authorization": f"Bearer {self._api_key}"}
 
     def scrub(self, text: str) -> str:
-        return text.replace(self._api_key, "***") if self._api_key else text
+        """`text` from the provider without the key, however it was written."""
+        return self._scrubber.body(text)
 
     async def request_json(
         self,
