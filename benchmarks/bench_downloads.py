@@ -30,10 +30,10 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from octobatch.engine import EngineOptions
-from octobatch.lockfile import load_state
 from octobatch.manifest import load_manifest
 from octobatch.session import RunSession
 from octobatch.simulator import DEMO_KEY
+from octobatch.state import load_state
 
 # The simulator in a child process: its base URL on the first line, then the body bytes it
 # has sent per task, as JSON, each time a line arrives on its stdin.
