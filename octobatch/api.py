@@ -138,10 +138,12 @@ async def endpoint(
     if not simulate:
         yield base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL, api_key
         return
+    from octobatch.models import project_transports
     from octobatch.simulator import DEMO_KEY, Simulator  # only simulated runs need it
 
     latency = float(os.environ.get("OCTOBATCH_SIMULATE_LATENCY") or SIMULATE_LATENCY)
-    simulator = Simulator(latency=latency, jitter=latency / 2, adopt_unknown_tasks=True)
+    simulator = Simulator(latency=latency, jitter=latency / 2, adopt_unknown_tasks=True,
+                          extra_models=project_transports())
     try:
         yield await simulator.start(), DEMO_KEY
     finally:

@@ -66,6 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s are (overrides the manifest)")
 
+    p = sub.add_parser("schema", parents=[allow_outside],
+                       help="write an editor schema that knows the project's own models")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--output", metavar="DIR", help="folder to write (default: octobatch-schema "
+                   "next to the manifest)")
+
     p = sub.add_parser("simulate", help="serve the local API simulator")
     from octobatch.simulator.options import add_arguments
 

@@ -113,8 +113,26 @@ def env_model_dirs(environ: Mapping[str, str] | None = None) -> tuple[Path, ...]
     return tuple(Path(part) for part in value.split(os.pathsep) if part.strip())
 
 
+def project_model_dirs(manifest: Path, models_dir: object,
+                       environ: Mapping[str, str] | None = None) -> tuple[Path, ...]:
+    """A manifest's model folders: its `settings.models_dir`, then OCTOBATCH_MODELS_PATH."""
+    own = (manifest.parent / models_dir,) if isinstance(models_dir, str) else ()
+    return (*own, *env_model_dirs(environ))
+
+
+def manifest_models(schema_dir: Path | None, manifest: Path, models_dir: object,
+                    environ: Mapping[str, str] | None = None) -> dict[str, Model]:
+    """The models a manifest may use: shipped, plus its project model folders."""
+    return load_models(schema_dir, project_model_dirs(manifest, models_dir, environ))
+
+
 # Project models loaded in this process, so that a request can be built from a job alone.
 _PROJECT_MODELS: dict[str, Model] = {}
+
+
+def project_transports() -> dict[str, str]:
+    """Project models loaded in this process -> their transport (for the built-in simulator)."""
+    return {name: model.transport for name, model in _PROJECT_MODELS.items()}
 
 
 def find_model(name: str, schema_dir: Path | None = None) -> Model:
@@ -228,6 +246,7 @@ def _model_from_schema(name: str, path: Path, shipped: bool) -> Model:
     if max_video is not None and (isinstance(max_video, bool) or not isinstance(max_video, int)
                                   or max_video <= 0):
         raise bad("max_video_bytes must be a positive whole number of bytes")
+    _check_refs(schema, schema, path)
     return Model(
         name=name,
         transport=transport,
@@ -249,6 +268,31 @@ def _model_from_schema(name: str, path: Path, shipped: bool) -> Model:
         unsaid=tuple(_names(declaration, "unsaid", bad)),
         shipped=shipped,
     )
+
+
+def _check_refs(node: Any, root: Mapping[str, Any], path: Path) -> None:
+    """Every `$ref` inside a merged model is local and resolves (nothing is fetched)."""
+    if isinstance(node, list):
+        for item in node:
+            _check_refs(item, root, path)
+        return
+    if not isinstance(node, dict):
+        return
+    if "$id" in node or "$dynamicRef" in node:
+        raise OctobatchError(f"{path}: $id and $dynamicRef are not supported in model files")
+    ref = node.get("$ref")
+    if ref is not None:
+        target: Any = root
+        parts = ref[2:].split("/") if isinstance(ref, str) and ref.startswith("#/") else None
+        for part in parts or []:
+            target = target.get(part) if isinstance(target, dict) else None
+        if parts is None or target is None:
+            raise OctobatchError(
+                f"{path}: $ref {ref!r} does not resolve; inside a model only local references "
+                "(#/$defs/...) are allowed, and a family file is named by the top-level $ref")
+    for key, value in node.items():
+        if key not in ("const", "enum", "default", "examples"):
+            _check_refs(value, root, path)
 
 
 def _names(declaration: Mapping[str, Any], key: str, bad: Any) -> Iterable[str]:

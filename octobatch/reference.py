@@ -5,6 +5,7 @@ reference from them means the documentation cannot drift from what `validate` en
 (tests/test_docs.py compares the committed file with this output).
 
     python -m octobatch.reference > docs/reference.md
+    python -m octobatch.reference my-models/ > my-reference.md   # with a project's own models
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from octobatch.models import load_models
+from octobatch.errors import OctobatchError
+from octobatch.models import env_model_dirs, load_models
 from octobatch.schemas import default_schema_dir
 
 Schema = Mapping[str, Any]
@@ -94,7 +96,11 @@ def render_reference(schemas: Path | None = None, extra_dirs: Sequence[Path] = (
 
 _MODELS_NOTE = """\
 Each model is one file in `schemas/models/` (models of one family share a file in
-`schemas/models/families/`), its rules taken from the provider page named under it. The built-in
+`schemas/models/families/`), its rules taken from the provider page named under it. A project
+can add models of its own: model files in a folder named by the manifest's `settings.models_dir`
+(relative to the manifest) or by `OCTOBATCH_MODELS_PATH` (folders separated by `:`) are loaded
+like these (`python -m octobatch.reference FOLDER` documents them, `octobatch schema MANIFEST`
+writes an editor schema that knows them). The built-in
 simulator (`octobatch simulate`, `run --simulate`) checks requests with its own rules, written
 separately from the same pages and not read from these files, so a mistake in a model file
 shows up as a refused request rather than being repeated by the simulator."""
@@ -214,8 +220,16 @@ def _text(text: str) -> str:
     return " ".join(str(text).split()).replace("|", "\\|")
 
 
-def main() -> int:
-    sys.stdout.write(render_reference())
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the reference; model folders given as arguments or in OCTOBATCH_MODELS_PATH are
+    documented beside the shipped models (a project's own reference)."""
+    folders = [Path(a) for a in (sys.argv[1:] if argv is None else argv)]
+    try:
+        text = render_reference(extra_dirs=[*folders, *env_model_dirs()])
+    except OctobatchError as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 2
+    sys.stdout.write(text)
     return 0
 
 

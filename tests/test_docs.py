@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from octobatch.cli import build_parser
+from octobatch.manifest import load_manifest
 from octobatch.models import known_models
 from octobatch.progress import Event
 from octobatch.reference import render_reference
@@ -53,6 +54,14 @@ def test_readme_lists_every_model_the_loader_knows() -> None:
     (paragraph,) = re.findall(r"^Supported models: (.*?)(?:\n\n|\. Job)", README.read_text(
         encoding="utf-8"), re.MULTILINE | re.DOTALL)
     assert sorted(re.findall(r"`([^`]+)`", paragraph)) == known_models()
+
+
+def test_readme_says_how_many_clips_the_demo_makes() -> None:
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+             "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen"]
+    (said,) = re.findall(r"The demo generates (\w+) clips", README.read_text(encoding="utf-8"))
+    jobs = load_manifest(ROOT / "manifests" / "demo.yaml").jobs
+    assert said == (words[len(jobs)] if len(jobs) < len(words) else str(len(jobs)))
 
 
 def test_readme_starts_with_the_demo_and_the_test_command() -> None:

@@ -53,10 +53,12 @@ jobs:
 def test_demo_uses_every_model_and_mode() -> None:
     jobs = load_manifest(REPO / "manifests" / "demo.yaml").jobs
     assert {job.model for job in jobs} == {
-        "omni-fast", "omni-fast-v2v", "jimeng-video-3.0", "jimeng-video-2.0"
+        "omni-fast", "omni-fast-v2v", "jimeng-video-3.0", "jimeng-video-2.0",
+        "doubao-seedance-1-5-pro_720p", "sora-2",
     }
     fields = {name for job in jobs for name in job.fields}
-    assert {"first_image_url", "last_image_url", "images", "video", "input_reference"} <= fields
+    assert {"first_image_url", "last_image_url", "images", "video", "input_reference",
+            "first_frame_image", "last_frame_image", "metadata"} <= fields
     assert {f.media_type for job in jobs for f in job.files} == {"image/png", "video/mp4"}
     assert sum(1 for job in jobs if job.id.startswith("walk-")) == 4  # the matrix
     assets = REPO / "manifests" / "assets"

@@ -10,6 +10,7 @@ import pytest
 
 from octobatch.errors import ManifestError
 from octobatch.manifest import load_manifest
+from octobatch.models import known_models
 
 FIXTURES = Path(__file__).parent / "fixtures" / "manifests"
 F = "tests/fixtures/manifests"
@@ -42,8 +43,7 @@ def test_common_mistakes_all_reported_with_exact_text() -> None:
         (f"{F}/common-mistakes.yaml:13:5: job 'ratio-typo': aspect_ration: unknown field "
         "(did you mean 'aspect_ratio'?)"),
         (f"{F}/common-mistakes.yaml:15:12: job 'wrong-model': model: unknown model 'omni-fats'; "
-        "known models: jimeng-video-2.0, jimeng-video-3.0, omni-fast, omni-fast-v2v "
-        "(did you mean 'omni-fast'?)"),
+        f"known models: {', '.join(known_models())} (did you mean 'omni-fast'?)"),
         (f"{F}/common-mistakes.yaml:17:9: job 'cat': id: duplicate id 'cat', also used at "
         f"{F}/common-mistakes.yaml:7:5 (ids must be unique; rename one of the jobs)"),
         (f"{F}/common-mistakes.yaml:19:5: job 'no-prompt': prompt: missing required field "
@@ -166,7 +166,7 @@ jobs:
         "m.yaml:3:25: settings.concurrency: must be at least 1, got 0",
         "m.yaml:3:43: settings.poll_interval: must be a number, not a string",
         ("m.yaml:3:46: settings.bogus: unknown field (known fields: concurrency, poll_interval, "
-        "timeout)"),
+        "timeout, models_dir)"),
         "m.yaml:4:13: output_dir: must be a string, not a number",
         "m.yaml:5:30: defaults.id: id and matrix belong on a job, not in defaults",
         ("m.yaml:5:46: defaults.seconds: must be a whole number of seconds from 4 to 30, got 99 "

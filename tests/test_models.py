@@ -115,13 +115,13 @@ def _schema_copy(tmp_path: Path) -> Path:
 
 def test_a_new_model_is_one_schema_file(tmp_path: Path) -> None:
     schemas = _schema_copy(tmp_path)
-    (schemas / "models" / "sora-2.schema.json").write_text(json.dumps({
+    (schemas / "models" / "toy-video-1.schema.json").write_text(json.dumps({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "x-octobatch": {"transport": "multipart", "file_fields": {"input_reference": "image"},
                         "numeric_fields": ["seconds"]},
         "type": "object",
         "properties": {
-            "model": {"const": "sora-2"},
+            "model": {"const": "toy-video-1"},
             "prompt": {"type": "string", "minLength": 1},
             "seconds": {"type": ["integer", "string"], "enum": [4, 8, 12, "4", "8", "12"],
                         "default": 4},
@@ -133,19 +133,19 @@ def test_a_new_model_is_one_schema_file(tmp_path: Path) -> None:
     }))
     (tmp_path / "ref.png").write_bytes((FIXTURES / "assets" / "cat.png").read_bytes())
     manifest = tmp_path / "m.yaml"
-    manifest.write_text("version: 1\njobs:\n  - {id: s, model: sora-2, prompt: x, seconds: 8,"
-                        " input_reference: ref.png}\n  - {id: t, model: sora-2, prompt: y,"
+    manifest.write_text("version: 1\njobs:\n  - {id: s, model: toy-video-1, prompt: x, seconds: 8,"
+                        " input_reference: ref.png}\n  - {id: t, model: toy-video-1, prompt: y,"
                         " size: 1920x1080}\n")
-    assert "sora-2" in known_models(schemas)
-    assert "sora-2" not in known_models()
+    assert "toy-video-1" in known_models(schemas)
+    assert "toy-video-1" not in known_models()
     with pytest.raises(OctobatchError) as info:
         load_manifest(manifest, schema_dir=schemas)
     assert str(info.value).splitlines()[0] == (
-        f"{manifest}:4:45: job 't': size: '1920x1080' is not one of '1280x720', '720x1280'")
+        f"{manifest}:4:50: job 't': size: '1920x1080' is not one of '1280x720', '720x1280'")
     manifest.write_text(manifest.read_text().replace("1920x1080", "720x1280"))
     jobs = load_manifest(manifest, schema_dir=schemas).jobs
     request = build_request(jobs[0], schema_dir=schemas)
-    assert request.form == {"model": "sora-2", "prompt": "x", "seconds": "8"}
+    assert request.form == {"model": "toy-video-1", "prompt": "x", "seconds": "8"}
     assert request.files[0].field == "input_reference"
     assert jobs[1].fields["seconds"] == "4"  # the new schema's default
 

@@ -57,4 +57,4 @@ def test_installed_wheel_validates_a_manifest(tmp_path: Path) -> None:
     assert Path(module).is_relative_to(site) and Path(schema_dir) == site / "octobatch" / "schemas"
 
     result = run(venv / "bin" / "octobatch", "validate", "manifests/demo.yaml", cwd=work, env=env)
-    assert result.stdout.startswith("manifests/demo.yaml: OK, 10 jobs")
+    assert result.stdout.startswith("manifests/demo.yaml: OK, 12 jobs")

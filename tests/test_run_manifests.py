@@ -11,6 +11,7 @@ from engine_helpers import png_bytes, prompts_jobs, write_manifest
 from octobatch.api import run_async
 from octobatch.cli import main
 from octobatch.manifest import load_manifest
+from octobatch.models import known_models
 from octobatch.progress import Event, Failed
 from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import Status, load_state
@@ -36,8 +37,7 @@ def test_run_reports_every_invalid_manifest_before_any_request(
     assert main(["run", "good.yaml", "a.yaml", "b.yaml"]) == 2
     assert capsys.readouterr().err.splitlines() == [
         ("a.yaml:3:20: job 'x': model: unknown model 'omni-fats'; known models: "
-         "jimeng-video-2.0, jimeng-video-3.0, omni-fast, omni-fast-v2v "
-         "(did you mean 'omni-fast'?)"),
+         f"{', '.join(known_models())} (did you mean 'omni-fast'?)"),
         "b.yaml:4:33: job 'y': seconds: must be a whole number of seconds from 4 to 30, got 99",
         "2 errors found",
     ]

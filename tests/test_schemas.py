@@ -190,6 +190,7 @@ _VALUES = st.recursive(
 )
 _FIELDS = ["model", "prompt", "seconds", "size", "aspect_ratio", "resolution", "input_reference",
            "first_image_url", "last_image_url", "images", "video", "video_url", "input_video",
+           "first_frame_image", "last_frame_image", "metadata", "duration", "audio", "image",
            "bogus"]
 
 

@@ -32,8 +32,8 @@ def test_validate_ok_prints_a_summary_per_file(capsys: pytest.CaptureFixture[str
     monkeypatch.chdir(REPO)
     assert main(["validate", "manifests/demo.yaml", "manifests/example.yaml"]) == 0
     assert capsys.readouterr().out == (
-        "manifests/demo.yaml: OK, 10 jobs (7 omni-fast, 1 omni-fast-v2v, 1 jimeng-video-3.0, "
-        "1 jimeng-video-2.0)\n"
+        "manifests/demo.yaml: OK, 12 jobs (7 omni-fast, 1 omni-fast-v2v, 1 jimeng-video-3.0, "
+        "1 jimeng-video-2.0, 1 doubao-seedance-1-5-pro_720p, 1 sora-2)\n"
         "manifests/example.yaml: OK, 6 jobs (5 omni-fast, 1 jimeng-video-3.0)\n"
     )
 
@@ -62,8 +62,9 @@ def test_validate_a_glob_skips_state_files_and_a_folder_means_its_manifests(
     monkeypatch.chdir(tmp_path)
     every = sorted(str(p.relative_to(tmp_path)) for p in (tmp_path / "manifests").iterdir())
     assert main(["validate", *every]) == 0  # what the shell makes of `manifests/*`
-    demo_ok = ("manifests/demo.yaml: OK, 10 jobs (7 omni-fast, 1 omni-fast-v2v, "
-               "1 jimeng-video-3.0, 1 jimeng-video-2.0)")
+    demo_ok = ("manifests/demo.yaml: OK, 12 jobs (7 omni-fast, 1 omni-fast-v2v, "
+               "1 jimeng-video-3.0, 1 jimeng-video-2.0, 1 doubao-seedance-1-5-pro_720p, "
+               "1 sora-2)")
     example_ok = "manifests/example.yaml: OK, 6 jobs (5 omni-fast, 1 jimeng-video-3.0)"
     assert capsys.readouterr().out.splitlines() == [
         "manifests/assets: skipped: a folder without manifests (*.yaml, *.yml) in it",

@@ -17,14 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from octobatch.errors import Diagnostic, ManifestError
+from octobatch.errors import Diagnostic, ManifestError, OctobatchError
 from octobatch.jobs import JobSpec
 from octobatch.manifest.expand import Defaults, expand_entry
 from octobatch.manifest.files import FileChecker
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
-from octobatch.models import load_models
+from octobatch.models import MODELS_PATH_ENV, Model, manifest_models
 from octobatch.schemas import default_schema_dir, document_validator, field_label, kind, problems
 from octobatch.state import lock_path_for
 
@@ -175,7 +175,7 @@ class _Loader:
         self.data = data
         self.reporter = reporter
         self.schema_dir = schema_dir
-        self.models = load_models(schema_dir)
+        self.models = _models(path, data, reporter, schema_dir)
         defaults = data.get("defaults")
         self.defaults = Defaults(defaults if isinstance(defaults, dict) else {})
         files = FileChecker.for_manifest(path, allow_outside)
@@ -229,6 +229,23 @@ class _Loader:
         if from_manifest is not None:
             return Path(os.path.abspath(self.path.parent / from_manifest))
         return Path(os.path.abspath(Path("output") / self.path.stem))
+
+
+def _models(path: Path, data: dict[str, Any], reporter: Reporter, schema_dir: Path
+            ) -> dict[str, Model]:
+    """Shipped models plus the project's (settings.models_dir, OCTOBATCH_MODELS_PATH)."""
+    settings = data.get("settings")
+    folder = settings.get("models_dir") if isinstance(settings, dict) else None
+    try:
+        manifest_models(schema_dir, path, folder, environ={})
+    except OctobatchError as exc:
+        mark = reporter.smap.value(("settings", "models_dir"))
+        raise reporter.fatal(f"settings.models_dir: {exc}", line=mark.line,
+                             column=mark.column) from None
+    try:
+        return manifest_models(schema_dir, path, folder)
+    except OctobatchError as exc:
+        raise reporter.fatal(f"{MODELS_PATH_ENV}: {exc}") from None
 
 
 def _settings(raw: Mapping[str, Any]) -> Settings:

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -28,9 +28,8 @@ from octobatch.simulator.validation import (
     Rejected,
     Submission,
     UnknownModel,
-    check_jimeng,
-    check_model,
-    check_omni,
+    check_json,
+    check_multipart,
 )
 from octobatch.simulator.video import video_file
 
@@ -69,13 +68,15 @@ class Simulator:
     progress, so tests can advance time by hand. `adopt_unknown_tasks` answers a poll of an
     unknown task id as a finished task instead of `task_not_exist` (for `run --simulate`).
     `usage` is what `GET /api/usage/token/` reports for the key; None leaves the route out,
-    as on a gateway that does not offer it.
+    as on a gateway that does not offer it. `extra_models` (name -> "json" or "multipart")
+    are served besides the documented ones, their fields unchecked: a project's own models.
     """
 
     def __init__(self, *, latency: float = 2.0, jitter: float = 0.0, faults: Faults | None = None,
                  api_key: str = DEMO_KEY, video_bytes: int | None = None, fail_rate: float = 0.0,
                  seed: int | None = None, clock: Callable[[], float] = time.monotonic,
-                 adopt_unknown_tasks: bool = False, usage: KeyUsage | None = KeyUsage()) -> None:
+                 adopt_unknown_tasks: bool = False, usage: KeyUsage | None = KeyUsage(),
+                 extra_models: Mapping[str, str] | None = None) -> None:
         if latency < 0 or jitter < 0:
             raise ValueError("latency and jitter must be >= 0")
         if not 0.0 <= fail_rate <= 1.0:
@@ -88,6 +89,7 @@ class Simulator:
         self.clock = clock
         self.adopt_unknown_tasks = adopt_unknown_tasks
         self.usage = usage
+        self.extra_models = dict(extra_models or {})
         self._auth = f"Bearer {api_key}"
         self._rng = random.Random(seed)
         self._dice = FaultDice(self.faults, random.Random(self._rng.random()))
@@ -332,19 +334,18 @@ class Simulator:
     async def _read_submission(self, request: web.Request) -> Submission:
         if request.content_type == "multipart/form-data":
             form: dict[str, str] = {}
-            files: dict[str, bytes] = {}
+            files: dict[str, list[bytes]] = {}  # a file field may repeat (grok references)
             reader = await request.multipart()
             while (part := await reader.next()) is not None:
                 if not isinstance(part, BodyPartReader) or not part.name:
                     raise Rejected("malformed multipart body")
-                if part.name in form or part.name in files:
+                if part.name in form or (part.filename is None and part.name in files):
                     raise Rejected(f"field '{part.name}' given more than once")
                 if part.filename is not None:
-                    files[part.name] = bytes(await part.read())
+                    files.setdefault(part.name, []).append(bytes(await part.read()))
                 else:
                     form[part.name] = await part.text()
-            model = check_model(form.get("model"), multipart=True)
-            return check_jimeng(model, form, files)
+            return check_multipart(form, files, self.extra_models)
         if request.content_type == "application/json":
             try:
                 body = json.loads(await request.read())
@@ -352,9 +353,8 @@ class Simulator:
                 raise Rejected("the body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise Rejected("the JSON body must be an object")
-            model = check_model(body.get("model"), multipart=False)
-            return check_omni(model, body)
-        raise Rejected("send multipart/form-data (jimeng models) or application/json (omni models)")
+            return check_json(body, self.extra_models)
+        raise Rejected("send multipart/form-data or application/json, as the model's page says")
 
     # -- routes ------------------------------------------------------------------------------
 
