@@ -1,40 +1,175 @@
-"""Writing files durably: the one atomic-replace helper and the fsync details it needs."""
+"""Opening and writing the files octobatch owns, never through a symbolic link.
+
+A cloned repository can hold symlinks (git keeps them): one planted where octobatch writes,
+`out/.cat.mp4.part -> ~/.bashrc` or `out -> ~/Documents`, would make a run overwrite files far
+from the project. So every file octobatch writes or locks is opened here:
+
+- the last component with O_NOFOLLOW (a symlink there is refused, not followed);
+- every folder between the project root and the file opened one by one with
+  O_DIRECTORY | O_NOFOLLOW, relative to the previous one, and the file opened relative to the
+  last (`dir_fd`): no symlink inside the project is followed, and none can be swapped in
+  between a check and the use. Folders above the project root are the user's own path.
+
+The project root is the git work tree that contains the folder, else the folder itself.
+A refusal is a `SymlinkRefused` (an OSError, errno ELOOP) whose message names the link.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
+import secrets
+import stat
 from pathlib import Path
 
+# Shared outputs (lockfile, videos, gallery) are readable by others, as any file the user
+# creates would be: 0644 before the umask.
+FILE_MODE = 0o644
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Temp file in the same directory, fsync, rename over, fsync the directory.
+
+class SymlinkRefused(OSError):
+    """A path octobatch writes or locks is, or goes through, a symbolic link."""
+
+    def __init__(self, link: Path) -> None:
+        super().__init__(
+            errno.ELOOP,
+            f"{link} is a symbolic link, and octobatch never writes through one (a cloned "
+            "repository can plant one to reach files elsewhere); remove it",
+            str(link),
+        )
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
+def project_root(directory: Path) -> Path:
+    """The git work tree that contains `directory`, else `directory` itself (both absolute)."""
+    directory = Path(os.path.abspath(directory))
+    for candidate in (directory, *directory.parents):
+        if os.path.lexists(candidate / ".git"):
+            return candidate
+    return directory
+
+
+def open_dir(directory: Path, *, root: Path | None = None) -> int:
+    """A descriptor of `directory`, reached without following a symlink below `root`.
+
+    `root` defaults to the project root of `directory`; a directory outside `root` is
+    trusted as given (the user named it).
+    """
+    directory = Path(os.path.abspath(directory))
+    base = project_root(directory) if root is None else Path(os.path.abspath(root))
+    try:
+        parts = directory.relative_to(base).parts
+    except ValueError:
+        base, parts = directory, ()
+    try:
+        fd = os.open(base, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(base)) from None
+    current = base
+    try:
+        for part in parts:
+            current = current / part
+            try:
+                child = os.open(part, _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                if _is_link(part, fd):
+                    raise SymlinkRefused(current) from None
+                raise OSError(exc.errno, exc.strerror, str(current)) from None
+            os.close(fd)
+            fd = child
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def open_file(path: Path, flags: int, mode: int = FILE_MODE, *, root: Path | None = None) -> int:
+    """`os.open(path, flags, mode)` that refuses symlinks (see the module docstring) and any
+    file that is not a regular one (a FIFO planted at a journal's path would block forever)."""
+    dir_fd = open_dir(path.parent, root=root)
+    try:
+        return _open_in(dir_fd, path, flags, mode)
+    finally:
+        os.close(dir_fd)
+
+
+def read_file(path: Path, *, root: Path | None = None) -> bytes | None:
+    """The bytes of `path`, None if it does not exist; never read through a symlink."""
+    try:
+        fd = open_file(path, os.O_RDONLY, root=root)
+    except FileNotFoundError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def atomic_write(path: Path, data: bytes, *, root: Path | None = None,
+                 temp_name: str | None = None, mode: int = FILE_MODE) -> None:
+    """Replace `path` with `data`: temp file, fsync, rename over, fsync the folder.
 
     A reader sees the old file or the new one, never a mix; after a crash the file is one of
-    the two, never empty (the rename is durable only once the directory is fsynced). The temp
-    name is fixed (`temp_path`): a temp file left by a killed writer is simply overwritten.
-    Raises OSError; the temp file is removed on failure.
+    the two, never empty (the rename is durable once the folder is fsynced). The temp file is
+    created exclusively (O_EXCL | O_NOFOLLOW) in the same folder, under a random name unless
+    `temp_name` fixes one (for a single writer that clears its leftovers); it is removed on
+    failure. A symlink at `path` is refused rather than replaced. Raises OSError.
     """
-    tmp = temp_path(path)
+    dir_fd = open_dir(path.parent, root=root)
+    name = temp_name
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
+        if _is_link(path.name, dir_fd):
+            raise SymlinkRefused(path)
+        fd, name = _create_temp(dir_fd, path, temp_name, mode)
         try:
             write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, path)
-    except OSError:
-        tmp.unlink(missing_ok=True)
+        os.replace(name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    except OSError as exc:
+        if name is not None and not isinstance(exc, SymlinkRefused):
+            with contextlib.suppress(OSError):
+                os.unlink(name, dir_fd=dir_fd)
+        if exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
         raise
-    fsync_dir(path.parent)
+    finally:
+        os.close(dir_fd)
 
 
-def temp_path(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp")
+def remove_file(path: Path, *, root: Path | None = None) -> None:
+    """Remove `path` if it exists (a symlink there is removed itself, its target untouched)."""
+    dir_fd = open_dir(path.parent, root=root)
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path.name, dir_fd=dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+def make_dirs(directory: Path, *, root: Path | None = None) -> None:
+    """`mkdir -p directory`, creating nothing through a symlink below the project root."""
+    directory = Path(os.path.abspath(directory))
+    missing: list[Path] = []
+    while not os.path.lexists(directory) and directory.parent != directory:
+        missing.append(directory)
+        directory = directory.parent
+    for folder in reversed(missing):
+        dir_fd = open_dir(folder.parent, root=root)
+        try:
+            with contextlib.suppress(FileExistsError):
+                os.mkdir(folder.name, dir_fd=dir_fd)
+        finally:
+            os.close(dir_fd)
+    os.close(open_dir(missing[0] if missing else directory, root=root))  # refuses a link
 
 
 def fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         os.fsync(fd)
     finally:
@@ -45,3 +180,46 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def _open_in(dir_fd: int, path: Path, flags: int, mode: int) -> int:
+    try:
+        # O_NONBLOCK only matters for a FIFO or device, refused just below.
+        fd = os.open(path.name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, mode,
+                     dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP or (exc.errno == errno.EEXIST and _is_link(path.name, dir_fd)):
+            raise SymlinkRefused(path) from None
+        if exc.errno == errno.ENXIO:  # a FIFO without a reader
+            raise _not_regular(path) from None
+        raise type(exc)(exc.errno, exc.strerror, str(path)) from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _not_regular(path)
+    os.set_blocking(fd, True)
+    return fd
+
+
+def _not_regular(path: Path) -> OSError:
+    return OSError(errno.EINVAL, f"{path} is not a regular file; move it away", str(path))
+
+
+def _create_temp(dir_fd: int, path: Path, temp_name: str | None, mode: int) -> tuple[int, str]:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    if temp_name is not None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp_name, dir_fd=dir_fd)  # a leftover (or a planted link) goes, alone
+        return _open_in(dir_fd, path.with_name(temp_name), flags, mode), temp_name
+    while True:
+        name = f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return _open_in(dir_fd, path.with_name(name), flags, mode), name
+        except FileExistsError:
+            continue
+
+
+def _is_link(name: str, dir_fd: int) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import os
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -18,6 +17,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
+from octobatch.errors import OctobatchError
+from octobatch.fsutil import atomic_write, make_dirs
 from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
@@ -64,7 +65,6 @@ class Card:
 def write_gallery(manifest: Manifest, state: LockState, *, now: datetime | None = None) -> Path:
     """Write `<manifest.output_dir>/index.html` atomically and return its path."""
     out_dir = manifest.output_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / GALLERY_NAME
     page = render_gallery(manifest, state, now=now)
     _atomic_write_text(target, page)
@@ -249,17 +249,12 @@ def _esc(value: object) -> str:
 
 
 def _atomic_write_text(target: Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers never see half a page."""
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    """Readers never see half a page; 0644, never written through a symlink (fsutil)."""
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        make_dirs(target.parent)
+        atomic_write(target, text.encode("utf-8"))
+    except OSError as exc:
+        raise OctobatchError(f"cannot write the gallery {target}: {exc.strerror}") from None
 
 
 _CSS = """

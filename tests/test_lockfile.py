@@ -139,7 +139,8 @@ def test_missing_lockfile_is_an_empty_state(manifest: Path) -> None:
     ("content", "detail"),
     [
         ("{not json", "Expecting property name"),
-        ('{"version": 2, "jobs": {}}', "unsupported version 2, expected 1"),
+        ('{"version": 0, "jobs": {}}', "unsupported version 0, expected 1"),
+        ('{"version": "1", "jobs": {}}', "unsupported version '1', expected 1"),
         ("[]", "expected a JSON object at the top level"),
         ('{"version": 1, "jobs": []}', "jobs: expected an object"),
         ('{"version": 1, "jobs": {"cat": {"model": "omni-fast"}}}', "job 'cat': missing spec_hash"),
@@ -312,6 +313,52 @@ def test_an_older_version_is_upgraded_on_read_and_written_as_the_current_one(
     store.close()
     data = json.loads(lock.read_text())
     assert data["version"] == 2 and data["jobs"]["cat"]["attempts"] == 2
-    with pytest.raises(StateError, match=r"unsupported version 3, expected 2"):
+    with pytest.raises(StateError, match=r"version 3; this octobatch reads up to version 2"):
         lock.write_text('{"version": 3, "jobs": {}}')
         load_state(manifest)
+
+
+def test_a_newer_lockfile_says_upgrade_octobatch_not_start_fresh(manifest: Path) -> None:
+    lock = lock_path_for(manifest)
+    lock.write_text('{"version": 2, "manifest": "spring.yaml", "jobs": {"cat": {"takes": []}}}')
+    for read in (load_state, StateStore.open):
+        with pytest.raises(StateError) as info:
+            read(manifest)
+        assert str(info.value) == (
+            f"{lock}: written by a newer octobatch (lockfile version 2; this octobatch reads up "
+            "to version 1); upgrade octobatch (pip install --upgrade octobatch) to read it; do "
+            "not move it away: it records tasks already paid for")
+    assert "version\": 2" in lock.read_text()
+
+
+CONFLICTED = """\
+{
+  "jobs": {
+<<<<<<< HEAD
+    "cat": {"attempts": 1, "model": "omni-fast", "spec_hash": "h1", "status": "completed"}
+=======
+    "dog": {"attempts": 1, "model": "omni-fast", "spec_hash": "h2", "status": "running"}
+>>>>>>> theirs
+  },
+  "manifest": "spring.yaml",
+  "version": 1
+}
+"""
+
+
+def test_merge_conflict_markers_are_recognised_with_what_to_do(manifest: Path) -> None:
+    lock = lock_path_for(manifest)
+    lock.write_text(CONFLICTED)
+    for read in (load_state, StateStore.open):
+        with pytest.raises(StateError) as info:
+            read(manifest)
+        assert str(info.value) == (
+            f"{lock}: has unresolved git merge-conflict markers (line 3 starts with <<<<<<<); "
+            "resolve the conflict first: keep the entries of both sides, and for a job on both "
+            "sides the one that got further (see docs/git.md), then run `octobatch plan`")
+    assert lock.read_text() == CONFLICTED  # never overwritten
+    # A marker-like text inside a JSON string is not a conflict.
+    lock.write_text(json.dumps({"version": 1, "manifest": "spring.yaml", "jobs": {
+        "cat": {"spec_hash": "h", "model": "m", "spec": {"prompt": "\n<<<<<<< not a marker"}}}},
+        indent=2))
+    assert load_state(manifest).jobs["cat"].spec["prompt"] == "\n<<<<<<< not a marker"

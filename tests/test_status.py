@@ -203,8 +203,9 @@ def test_bad_paths_and_corrupt_state_are_one_line_errors(
     lock.write_text(lock.read_text().replace('"version": 1', '"version": 7'))
     assert main(["status", str(manifest)]) == 1
     assert capsys.readouterr().err == (
-        f"octobatch: {lock}: not a valid octobatch lockfile (unsupported version 7, expected 1); "
-        "restore it from git (git checkout -- <file>) or move it away to start fresh\n"
+        f"octobatch: {lock}: written by a newer octobatch (lockfile version 7; this octobatch "
+        "reads up to version 1); upgrade octobatch (pip install --upgrade octobatch) to read it; "
+        "do not move it away: it records tasks already paid for\n"
     )
 
 

@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 
 from octobatch.errors import EXIT_OK, UsageError
+from octobatch.fsutil import atomic_write
 from octobatch.models import known_models
 from octobatch.schemas import default_schema_dir
 
@@ -80,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     if not path.parent.is_dir():
         raise UsageError(f"{path.parent} does not exist; create the folder first")
     try:
-        path.write_text(render(path), encoding="utf-8")
+        atomic_write(path, render(path).encode("utf-8"))  # never through a planted symlink
     except OSError as exc:
         raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None
     print(f"wrote {path}; next: octobatch plan {path}")

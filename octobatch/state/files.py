@@ -11,7 +11,15 @@ import os
 from pathlib import Path
 
 from octobatch.errors import StateError
-from octobatch.fsutil import atomic_write, fsync_dir, temp_path, write_all
+from octobatch.fsutil import (
+    atomic_write,
+    fsync_dir,
+    open_dir,
+    open_file,
+    read_file,
+    remove_file,
+    write_all,
+)
 from octobatch.state.backend import Stored
 from octobatch.state.entry import LockState
 from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
@@ -34,10 +42,7 @@ def run_lock_path_for(lock_path: Path) -> Path:
 
 
 def explain(exc: FormatError, lock_path: Path | str) -> StateError:
-    return StateError(
-        f"{lock_path}: not a valid octobatch lockfile ({exc}); "
-        "restore it from git (git checkout -- <file>) or move it away to start fresh"
-    )
+    return StateError(f"{lock_path}: {exc.headline} ({exc}); {exc.advice}")
 
 
 def read_lockfile(lock_path: Path, manifest_name: str) -> LockState:
@@ -56,14 +61,16 @@ def write_lockfile(path: Path, state: LockState) -> bool:
     return _write_if_changed(path, render_lockfile(state))
 
 
+def temp_name_for(lock_path: Path) -> str:
+    """The lockfile's temp file: one fixed name, since only the run lock's holder writes."""
+    return f".{lock_path.name}.tmp"
+
+
 def _write_if_changed(path: Path, data: bytes) -> bool:
+    if _read(path, "lockfile") == data:
+        return False
     try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
-    try:
-        atomic_write(path, data)
+        atomic_write(path, data, temp_name=temp_name_for(path))
     except OSError as exc:
         raise StateError(f"{path}: cannot write lockfile: {exc.strerror}") from None
     return True
@@ -71,16 +78,14 @@ def _write_if_changed(path: Path, data: bytes) -> bool:
 
 def _read(path: Path, what: str) -> bytes | None:
     try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        return None
+        return read_file(path)
     except OSError as exc:
         raise StateError(f"{path}: cannot read {what}: {exc.strerror}") from None
 
 
 def _identity(path: Path) -> tuple[int, int, int] | None:
     try:
-        st = path.stat()
+        st = os.lstat(path)
     except FileNotFoundError:
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_size)
@@ -93,7 +98,10 @@ class LocalFiles:
         self.manifest = manifest
         self.lock_path = lock_path_for(manifest)
         self.journal_path = journal_path_for(self.lock_path)
-        self.run_lock_path = run_lock_path_for(self.lock_path)
+        # On the manifest's real path: a symlinked alias must not run beside the manifest.
+        real = Path(os.path.realpath(manifest))
+        same = real == Path(os.path.abspath(manifest))
+        self.run_lock_path = run_lock_path_for(self.lock_path if same else lock_path_for(real))
         self._run_lock: RunLock | None = None
         self._journal_fd: int | None = None
         self._journal_size = 0
@@ -118,20 +126,26 @@ class LocalFiles:
         return Stored(snapshot, journal)
 
     def lock(self) -> None:
+        # The state folder first: no run lock is created anywhere when it is refused.
+        try:
+            os.close(open_dir(self.lock_path.parent))
+        except OSError as exc:
+            raise StateError(f"{self.lock_path}: cannot keep state there: {exc.strerror}") from None
         self._run_lock = RunLock(self.run_lock_path, self.manifest)
 
     def begin(self, keep: int) -> None:
         try:
-            fd = os.open(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+            fd = open_file(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
             self._journal_fd = fd
             os.ftruncate(fd, keep)  # drop a torn tail before appending after it
             # A new journal's directory entry must be durable too, or a power cut could
             # take the whole file, fsynced records and all.
             fsync_dir(self.lock_path.parent)
+            # Left by a writer killed mid-compaction (a symlink there goes, its target stays).
+            remove_file(self.lock_path.with_name(temp_name_for(self.lock_path)))
         except OSError as exc:
             raise StateError(f"{self.journal_path}: cannot open journal: {exc.strerror}") from None
         self._journal_size = keep
-        temp_path(self.lock_path).unlink(missing_ok=True)  # left by a writer killed mid-compaction
 
     def append(self, data: bytes) -> None:
         fd = self._fd()

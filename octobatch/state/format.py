@@ -12,6 +12,7 @@ the file's version on, so old lockfiles keep working; the next write saves the n
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -24,8 +25,24 @@ Document = dict[str, Any]
 UPGRADES: dict[int, Callable[[Document], Document]] = {}
 
 
+# What a fix for each kind of unreadable lockfile is (the message says what is wrong first).
+RESTORE = "restore it from git (git checkout -- <file>) or move it away to start fresh"
+UPGRADE = ("upgrade octobatch (pip install --upgrade octobatch) to read it; do not move it "
+           "away: it records tasks already paid for")
+RESOLVE = ("resolve the conflict first: keep the entries of both sides, and for a job on both "
+           "sides the one that got further (see docs/git.md), then run `octobatch plan`")
+_CONFLICT_MARKER = re.compile(rb"^(<{7}|={7}|>{7})(?: |$)", re.MULTILINE)
+
+
 class FormatError(ValueError):
-    """The bytes are not a lockfile this version can read; the message says what is wrong."""
+    """The bytes are not a lockfile this version can read: `headline` and the message say
+    what is wrong, `advice` what to do."""
+
+    def __init__(self, problem: str, advice: str = RESTORE,
+                 headline: str = "not a valid octobatch lockfile") -> None:
+        super().__init__(problem)
+        self.advice = advice
+        self.headline = headline
 
 
 def render_lockfile(state: LockState) -> bytes:
@@ -40,6 +57,11 @@ def render_lockfile(state: LockState) -> bytes:
 
 def parse_lockfile(text: str | bytes, manifest_name: str) -> LockState:
     """The state a lockfile holds; raise FormatError naming what is wrong."""
+    data_bytes = text.encode() if isinstance(text, str) else text
+    if marker := _CONFLICT_MARKER.search(data_bytes):
+        line = data_bytes.count(b"\n", 0, marker.start()) + 1
+        raise FormatError(f"line {line} starts with {marker.group(1).decode()}", RESOLVE,
+                          "has unresolved git merge-conflict markers")
     try:
         data = upgrade(json.loads(text))
         manifest = data.get("manifest", manifest_name)
@@ -71,6 +93,9 @@ def upgrade(data: Any) -> Document:
             data = UPGRADES[version](data)
             version += 1
             data["version"] = version
+    if isinstance(version, int) and not isinstance(version, bool) and version > LOCK_VERSION:
+        raise FormatError(f"lockfile version {version}; this octobatch reads up to version "
+                          f"{LOCK_VERSION}", UPGRADE, "written by a newer octobatch")
     if version != LOCK_VERSION:
         raise ValueError(f"unsupported version {data.get('version')!r}, expected {LOCK_VERSION}")
     return data

@@ -8,10 +8,15 @@ import os
 from pathlib import Path
 
 from octobatch.errors import StateError
+from octobatch.fsutil import open_file
 
 
 class RunLock:
-    """An exclusive flock on `path` held until `release()` (or the process's death)."""
+    """An exclusive flock on `path` held until `release()` (or the process's death).
+
+    `path` belongs to the manifest's real path, so a symlinked alias of a manifest takes the
+    same lock as the manifest itself; `manifest` is the path as the user gave it (messages).
+    """
 
     def __init__(self, path: Path, manifest: Path) -> None:
         self.path = path
@@ -29,7 +34,7 @@ class RunLock:
 
 def _take(path: Path, manifest: Path) -> int:
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        fd = open_file(path, os.O_RDWR | os.O_CREAT)
     except OSError as exc:
         raise StateError(f"{path}: cannot create the run lock: {exc.strerror}") from None
     try:
@@ -40,8 +45,10 @@ def _take(path: Path, manifest: Path) -> int:
             raise StateError(f"{path}: cannot take the run lock: {exc.strerror}") from None
         holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
         os.close(fd)
+        real = Path(os.path.realpath(manifest))
+        alias = "" if real == Path(os.path.abspath(manifest)) else f", the same file as {real}"
         raise StateError(
-            f"another octobatch run is already using {manifest} (pid {holder}); "
+            f"another octobatch run is already using {manifest} (pid {holder}{alias}); "
             "wait for it to finish or stop it"
         ) from None
     # The pid is informational only (for the message above); the flock is the lock.
