@@ -19,6 +19,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from octobatch import plan as planning
 from octobatch.engine import EngineOptions, RunResult
@@ -55,6 +56,7 @@ def run(
     concurrency: int | None = None,
     poll_interval: float | None = None,
     timeout: float | None = None,
+    deadline: float | None = None,
     retry_failed: bool = False,
     prune: bool = False,
     on_event: Emit | None = None,
@@ -63,8 +65,8 @@ def run(
     """Run `manifest` to the end (blocking) and return the tally; see `run_async`."""
     return asyncio.run(run_async(
         manifest, base_url=base_url, api_key=api_key, concurrency=concurrency,
-        poll_interval=poll_interval, timeout=timeout, retry_failed=retry_failed, prune=prune,
-        on_event=on_event, simulate=simulate,
+        poll_interval=poll_interval, timeout=timeout, deadline=deadline,
+        retry_failed=retry_failed, prune=prune, on_event=on_event, simulate=simulate,
     ))
 
 
@@ -76,6 +78,7 @@ async def run_async(
     concurrency: int | None = None,
     poll_interval: float | None = None,
     timeout: float | None = None,
+    deadline: float | None = None,
     retry_failed: bool = False,
     prune: bool = False,
     on_event: Emit | None = None,
@@ -86,13 +89,15 @@ async def run_async(
     `base_url` defaults to `OCTOBATCH_BASE_URL`, else the real API; `api_key` to
     `OCTOPUSX_API_KEY`. `simulate=True` runs against a simulator started for this call (no key,
     no network). `concurrency`, `poll_interval` and `timeout` override the manifest's
-    `settings`. Raises `ManifestError` for an invalid manifest, `UsageError` without a key,
-    `StateError` if another run holds the manifest's lock.
+    `settings`; `deadline` (seconds) bounds the whole run: jobs still waiting then are left
+    unfinished, to be resumed. Raises `ManifestError` for an invalid manifest, `UsageError`
+    without a usable key or base URL, `StateError` if another run holds the manifest's lock.
     """
     manifest = _as_manifest(manifest)
     key = resolve_api_key(api_key, base_url=base_url, simulate=simulate)
     options = engine_options(manifest, concurrency=concurrency, poll_interval=poll_interval,
-                             timeout=timeout, prune=prune, simulate=simulate)
+                             timeout=timeout, deadline=deadline, prune=prune,
+                             simulate=simulate)
     async with endpoint(base_url, key, simulate) as (url, endpoint_key), \
             RunSession(manifest, url, endpoint_key, options, on_event or discard) as session:
         return await session.run(session.plan(retry_failed=retry_failed))
@@ -102,11 +107,38 @@ def resolve_api_key(api_key: str | None, *, base_url: str | None, simulate: bool
     """The key to send: the argument, else OCTOPUSX_API_KEY; none is needed to simulate."""
     if simulate and base_url:
         raise UsageError("--simulate runs against the built-in simulator; drop --base-url")
-    key = api_key or os.environ.get("OCTOPUSX_API_KEY", "")
-    if not simulate and not key:
+    key = api_key if api_key is not None else os.environ.get("OCTOPUSX_API_KEY", "")
+    if simulate:
+        return key
+    if not key:
         raise UsageError("set OCTOPUSX_API_KEY to your octopusx API key "
                          "(or try `octobatch run --simulate` without one)")
+    if any(c.isspace() or not c.isprintable() for c in key):
+        # Never shown: a stray newline or space from copying the key is the usual cause.
+        raise UsageError("OCTOPUSX_API_KEY contains whitespace or control characters (a "
+                         "newline or space copied with it?); set it to the key alone")
+    resolve_base_url(base_url)
     return key
+
+
+def resolve_base_url(base_url: str | None) -> str:
+    """The API's base URL: the argument, else OCTOBATCH_BASE_URL, else the real API; checked
+    before any request, so a typo is a usage error instead of a night of failed submissions."""
+    if base_url:
+        url, source = base_url, "--base-url"
+    elif os.environ.get("OCTOBATCH_BASE_URL"):
+        url, source = os.environ["OCTOBATCH_BASE_URL"], "OCTOBATCH_BASE_URL"
+    else:
+        return DEFAULT_BASE_URL
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"{source} {url!r} is not an http:// or https:// URL with a host; "
+                         "write it like https://octopusx.ai or http://127.0.0.1:8000")
+    return url
 
 
 def engine_options(
@@ -115,6 +147,7 @@ def engine_options(
     concurrency: int | None = None,
     poll_interval: float | None = None,
     timeout: float | None = None,
+    deadline: float | None = None,
     prune: bool = False,
     simulate: bool = False,
 ) -> EngineOptions:
@@ -126,6 +159,7 @@ def engine_options(
         concurrency=concurrency or settings.concurrency or DEFAULT_CONCURRENCY,
         poll_interval=poll_interval or settings.poll_interval or default_interval,
         timeout=timeout or settings.timeout,
+        deadline=deadline,
         prune=prune,
     )
 
@@ -136,7 +170,7 @@ async def endpoint(
 ) -> AsyncIterator[tuple[str, str]]:
     """(base URL, key): the configured API, or a simulator that lives as long as the run."""
     if not simulate:
-        yield base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL, api_key
+        yield resolve_base_url(base_url), api_key
         return
     from octobatch.models import project_transports
     from octobatch.simulator import DEMO_KEY, Simulator  # only simulated runs need it

@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=positive_int, metavar="N", help="jobs in flight at once")
     p.add_argument("--poll-interval", type=positive_float, metavar="S", help="base poll interval, seconds")
     p.add_argument("--timeout", type=positive_float, metavar="S", help="per-job deadline, seconds")
+    p.add_argument("--deadline", type=positive_float, metavar="S",
+                   help="run deadline, seconds: stop waiting then (default: run until done)")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s go (overrides the manifest)")
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed before")
     p.add_argument("--prune", action="store_true", help="drop orphaned jobs from the lockfile")

@@ -9,6 +9,7 @@ numbers, never the API key.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -159,6 +160,61 @@ class Unfinished(Event):
 
 
 @dataclass(frozen=True)
+class NotSubmitted(Unfinished):
+    """Unfinished because submissions were stopped: one `submissions_stopped` line says why,
+    so the human-readable listeners do not print one line per job."""
+
+    notable: ClassVar[bool] = False
+
+
+@dataclass(frozen=True)
+class Waiting(Event):
+    """The job waits: `provider_slot` (the key's task limit), `rate_limit` (a 429 paused the
+    key's submissions), `outage` (the provider is unreachable) or `download` (its video's
+    transfer keeps failing; `detail` says how). It waits as long as the run goes on."""
+
+    name: ClassVar[str] = "waiting"
+    job_id: str
+    reason: str
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class LimitLearned(Event):
+    """The provider refused one more task: the key's limit of unfinished tasks is `limit`."""
+
+    name: ClassVar[str] = "limit_learned"
+    limit: int
+
+
+@dataclass(frozen=True)
+class SubmissionsPaused(Event):
+    """The circuit breaker opened: no submission for `retry_in` seconds, then one probe."""
+
+    name: ClassVar[str] = "submissions_paused"
+    notable: ClassVar[bool] = True
+    reason: str
+    retry_in: float
+
+    def describe(self) -> str:
+        return f"submissions paused: {self.reason}"
+
+
+@dataclass(frozen=True)
+class DeadlinePassed(Event):
+    """The run deadline (`--deadline`) passed: every job still waiting is left unfinished."""
+
+    name: ClassVar[str] = "deadline_passed"
+    notable: ClassVar[bool] = True
+    deadline: float
+    unfinished: int
+
+    def describe(self) -> str:
+        return (f"the run deadline ({self.deadline:g} s) passed; {self.unfinished} jobs left "
+                "unfinished (rerun to resume)")
+
+
+@dataclass(frozen=True)
 class SubmissionsStopped(Event):
     name: ClassVar[str] = "submissions_stopped"
     notable: ClassVar[bool] = True
@@ -183,6 +239,7 @@ class RunFinished(Event):
     unfinished: int
     running_at_provider: int
     possible_duplicates: list[str] = field(default_factory=list)
+    learned_limit: int | None = None  # the key's task limit, if the provider enforced one
 
 
 Emit = Callable[[Event], None]
@@ -220,11 +277,32 @@ class JsonLines:
         self._stream = stream
 
     def __call__(self, event: Event) -> None:
-        self._stream.write(json.dumps(event.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
+        line = json.dumps(_finite(event.to_json()), ensure_ascii=False, sort_keys=True,
+                          allow_nan=False)
+        self._stream.write(line + "\n")
         self._stream.flush()
 
     def close(self) -> None:
         pass
+
+
+def _finite(value: Any) -> Any:
+    """`value` with NaN and infinities as null: they are not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+_WAITING = {
+    "provider_slot": "waiting for a provider slot",
+    "rate_limit": "waiting out a rate limit",
+    "outage": "waiting for the provider to answer again",
+    "download": "waiting on downloads",
+}
 
 
 class Tally:
@@ -239,6 +317,8 @@ class Tally:
         self.total = 0
         self.state: dict[str, str] = {}
         self._announced: dict[str, int] = {"done": 0, "failed": 0}
+        self.limit: int | None = None
+        self.download_trouble = ""
 
     def feed(self, event: Event) -> None:
         if isinstance(event, RunStarted):
@@ -259,6 +339,12 @@ class Tally:
             self._settle(event.job_id, "failed")
         elif isinstance(event, Unfinished):
             self.state[event.job_id] = "unfinished"
+        elif isinstance(event, Waiting):
+            self.state[event.job_id] = "waiting:" + event.reason
+            if event.reason == "download":
+                self.download_trouble = event.detail
+        elif isinstance(event, LimitLearned):
+            self.limit = event.limit
 
     def _settle(self, job_id: str, state: str) -> None:
         if job_id not in self.state and self._announced[state] > 0:
@@ -274,7 +360,15 @@ class Tally:
 
     def summary(self) -> str:
         parts = [f"{self.count(s)} {s}" for s in
-                 ("queued", "running", "downloading", "failed", "unfinished") if self.count(s)]
+                 ("queued", "running", "downloading") if self.count(s)]
+        for reason, words in _WAITING.items():
+            if n := self.count("waiting:" + reason):
+                if reason == "provider_slot" and self.limit is not None:
+                    words += f" (limit {self.limit} learned)"
+                elif reason == "download" and self.download_trouble:
+                    words += f" ({self.download_trouble})"
+                parts.append(f"{n} {words}")
+        parts += [f"{self.count(s)} {s}" for s in ("failed", "unfinished") if self.count(s)]
         return ", ".join(parts)
 
 

@@ -78,15 +78,32 @@ async def test_uncertain_submissions_are_bounded(make_simulator: Any, tmp_path: 
     assert not outcome.result.ok
 
 
-async def test_circuit_breaker_stops_submissions(make_simulator: Any, tmp_path: Path) -> None:
+async def test_breaker_pauses_submissions_and_bounds_uncertain_ones(
+    make_simulator: Any, tmp_path: Path
+) -> None:
+    # Every POST answered 503: the breaker opens after 4 and lets one probe through per
+    # cool-down; each job stops at its bound of uncertain attempts, and the run ends.
     sim = await make_simulator(faults=Faults(submit_503=1.0))
-    policy = RetryPolicy(base=0.001, cap=0.01, breaker_threshold=4)
-    outcome = await run(sim, tmp_path, n=8, concurrency=1, policy=policy)
-    assert len(submits(sim)) == 4  # then no more POSTs at all
-    stopped = outcome.named("submissions_stopped")
-    assert len(stopped) == 1 and "server errors" in stopped[0].reason
-    assert outcome.result.submissions_stopped and outcome.result.unfinished >= 6
-    assert not sim.tasks
+    policy = RetryPolicy(base=0.001, cap=0.01, breaker_threshold=4, breaker_cooldown=0.01,
+                         breaker_cooldown_cap=0.02)
+    outcome = await run(sim, tmp_path, n=3, concurrency=1, policy=policy)
+    assert len(submits(sim)) == 3 * policy.uncertain_attempts
+    paused = outcome.named("submissions_paused")
+    assert paused and "server errors" in paused[0].reason
+    assert [e.retry_in for e in paused[:3]] == [0.01, 0.02, 0.02]  # growing, capped
+    assert all(e.status is Status.FAILED for e in outcome.state.jobs.values())
+    assert outcome.result.submissions_stopped is None and not sim.tasks
+
+
+async def test_breaker_closes_on_a_successful_probe(make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator(faults=Faults(submit_503_first=6, honour_idempotency=True))
+    policy = RetryPolicy(base=0.001, cap=0.01, breaker_threshold=4, breaker_cooldown=0.01)
+    outcome = await run(sim, tmp_path, n=6, concurrency=1, policy=policy)
+    # clip-0 and clip-1 spend their three uncertain attempts on the six 503s (the last two
+    # as the breaker's probes); the seventh POST, a probe, succeeds and closes it.
+    assert len(outcome.named("submissions_paused")) == 3
+    assert outcome.result.completed == 4 and outcome.result.failed == 2
+    assert len(submits(sim)) == 6 + 4
 
 
 @pytest.mark.parametrize("faults", [
@@ -165,10 +182,11 @@ async def test_unknown_status_is_surfaced_and_not_polled_forever(
 
 async def test_per_key_concurrency_limit(make_simulator: Any, tmp_path: Path) -> None:
     sim = await make_simulator(faults=Faults(concurrency_limit=2), latency=0.05)
-    policy = RetryPolicy(base=0.005, cap=0.02, submit_attempts=200)
+    policy = RetryPolicy(base=0.005, cap=0.02)
     outcome = await run(sim, tmp_path, n=6, concurrency=6, policy=policy)
     assert_complete_once(sim, outcome, 6)
     assert sim.peak_in_flight <= 2 and outcome.named("throttled")
+    assert outcome.result.learned_limit == 2
 
 
 async def test_bad_key_stops_submissions_at_once(simulator: Simulator, tmp_path: Path) -> None:

@@ -22,6 +22,10 @@ from octobatch.progress import make_listener
 from octobatch.session import RunSession
 from octobatch.state import StateStore
 
+# SIGHUP too: a closed terminal or a dropped SSH session must stop the run as cleanly as
+# Ctrl-C does (a submission's answer journaled first), not kill it mid-POST.
+_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
 
 def main(args: argparse.Namespace) -> int:
     output_dir = Path(args.output_dir) if args.output_dir else None
@@ -56,7 +60,7 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
             main_task.cancel()
 
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in _SIGNALS:
         loop.add_signal_handler(sig, on_signal)
     out = sys.stdout
     say = sys.stderr if args.json else sys.stdout  # keep stdout pure JSON lines with --json
@@ -66,7 +70,8 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
             for manifest in manifests:
                 options = engine_options(
                     manifest, concurrency=args.concurrency, poll_interval=args.poll_interval,
-                    timeout=args.timeout, prune=args.prune, simulate=args.simulate)
+                    timeout=args.timeout, deadline=args.deadline, prune=args.prune,
+                    simulate=args.simulate)
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
                 async with RunSession(manifest, base_url, key, options, emit) as session:
                     stores.append(session.store)
@@ -77,12 +82,17 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                         session.store.sync_now()
                         raise Interrupted(_interrupted_message(session.tally(), args)) from None
                 if result is not None:
+                    if result.submissions_stopped:
+                        # One line with the cause, always (also with --quiet): a cron job
+                        # must not lose a rejected key.
+                        print(f"octobatch: {manifest.path.name}: submissions were stopped: "
+                              f"{result.submissions_stopped}", file=sys.stderr)
                     if not args.quiet:
                         print(_summary(manifest, result), file=say)
                     if not result.ok:
                         code = EXIT_FAILED
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in _SIGNALS:
             loop.remove_signal_handler(sig)
         for store in stores:
             store.close()
@@ -110,8 +120,6 @@ def _summary(manifest: Manifest, result: RunResult) -> str:
     if result.possible_duplicates:
         line += ("\npossible duplicate submissions (the provider may have charged twice; check "
                  "its dashboard): " + ", ".join(result.possible_duplicates))
-    if result.submissions_stopped:
-        line += f"\nsubmissions were stopped: {result.submissions_stopped}"
     if result.unfinished:
         line += "\nrerun the same command to resume the unfinished jobs"
     if result.failed:
@@ -133,6 +141,7 @@ def _resume_command(args: argparse.Namespace) -> str:
         ("--concurrency", lambda a: a.concurrency),
         ("--poll-interval", lambda a: a.poll_interval),
         ("--timeout", lambda a: a.timeout),
+        ("--deadline", lambda a: a.deadline),
     ]
     for flag, get in flags:
         if (value := get(args)) is not None:
