@@ -27,3 +27,13 @@ positive_float = ranged(float, lambda v: v > 0, "must be greater than 0")
 count = ranged(int, lambda v: v >= 0, "must be 0 or more")
 non_negative = ranged(float, lambda v: v >= 0, "must be 0 or more")
 probability = ranged(float, lambda v: 0 <= v <= 1, "must be a probability from 0 to 1")
+
+
+def webhook_url(text: str) -> str:
+    """An http(s) URL with a host: where `--notify` POSTs its summary."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError("must be an http:// or https:// URL")
+    return text

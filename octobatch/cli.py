@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from octobatch import __version__
-from octobatch.argtypes import positive_float, positive_int
+from octobatch.argtypes import positive_float, positive_int, webhook_url
 from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
 
 # Commands that take exactly one manifest: a second positional is a mistake worth explaining.
@@ -38,13 +38,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", parents=[allow_outside], help="check manifests; exit 0 valid, 2 invalid")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
 
-    p = sub.add_parser("plan", parents=[allow_outside], help="show what a run would do and why")
+    only = argparse.ArgumentParser(add_help=False)
+    only.add_argument("--only", action="append", metavar="GLOB",
+                      help="only the jobs whose id matches this shell-style glob (repeatable)")
+
+    p = sub.add_parser("plan", parents=[allow_outside, only],
+                       help="show what a run would do, why, and what it costs")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--retry-failed", action="store_true", help="plan failed jobs for resubmission")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s go (overrides the manifest)")
+    p.add_argument("--exit-code", "--detailed-exitcode", action="store_true",
+                   help="exit 3 when the run would submit something, 0 when not")
+    p.add_argument("--check-key", action="store_true",
+                   help="ask the provider for the key's remaining quota and expiry")
+    p.add_argument("--base-url", metavar="URL", help="API base URL for --check-key")
 
-    p = sub.add_parser("run", parents=[allow_outside], help="submit, poll and download every job")
+    p = sub.add_parser("run", parents=[allow_outside, only],
+                       help="submit, poll and download every job")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--base-url", metavar="URL", help="API base URL (env OCTOBATCH_BASE_URL)")
     p.add_argument("--concurrency", type=positive_int, metavar="N", help="jobs in flight at once")
@@ -56,15 +67,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed before")
     p.add_argument("--prune", action="store_true", help="drop orphaned jobs from the lockfile")
     p.add_argument("--simulate", action="store_true", help="run against the built-in simulator")
+    p.add_argument("-y", "--yes", action="store_true",
+                   help="do not ask before spending (the question comes only on a terminal)")
+    p.add_argument("--notify", type=webhook_url, metavar="URL",
+                   help="POST a JSON summary to URL when the run ends")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--json", action="store_true", help="one JSON event per line on stdout")
     out.add_argument("--quiet", action="store_true", help="no progress output")
 
-    p = sub.add_parser("status", parents=[allow_outside], help="state from the lockfile, no network")
+    p = sub.add_parser("status", parents=[allow_outside, only],
+                       help="state from the lockfile, no network")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="machine-readable output")
 
-    p = sub.add_parser("report", parents=[allow_outside], help="write the HTML gallery")
+    p = sub.add_parser("show", parents=[allow_outside],
+                       help="everything recorded about one job, and the request it sends")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("job", metavar="JOB", help="the job's id")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--base-url", metavar="URL", help="API base URL shown in the request")
+
+    p = sub.add_parser("report", parents=[allow_outside, only], help="write the HTML gallery")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s are (overrides the manifest)")
 

@@ -13,6 +13,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from typing import IO, Any, ClassVar, Protocol
 
 # --- events ----------------------------------------------------------------------------------
@@ -270,15 +271,29 @@ class Quiet:
 # --- listeners -------------------------------------------------------------------------------
 
 
-class JsonLines:
-    """`--json`: one JSON object per event on a line, flushed, for scripts and CI."""
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
 
-    def __init__(self, stream: IO[str]) -> None:
+
+def iso_utc(moment: datetime) -> str:
+    """`2026-12-01T22:15:03.120Z`: ISO 8601, UTC, milliseconds."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z")
+
+
+class JsonLines:
+    """`--json`: one JSON object per event on a line, flushed, for scripts and CI.
+
+    Each carries `ts`, when the listener saw it (ISO 8601 UTC), so logs can be lined up.
+    """
+
+    def __init__(self, stream: IO[str], clock: Callable[[], datetime] = utc_now) -> None:
         self._stream = stream
+        self._clock = clock
 
     def __call__(self, event: Event) -> None:
-        line = json.dumps(_finite(event.to_json()), ensure_ascii=False, sort_keys=True,
-                          allow_nan=False)
+        record = {**event.to_json(), "ts": iso_utc(self._clock())}
+        line = json.dumps(_finite(record), ensure_ascii=False, sort_keys=True, allow_nan=False)
         self._stream.write(line + "\n")
         self._stream.flush()
 

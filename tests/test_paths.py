@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,9 @@ def test_plan_and_run_agree_on_every_path(simulator_thread: Any, tmp_path: Path,
 
     assert main(["run", "project/batch.yaml", "--json", "--poll-interval", "0.02"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    for event in events:  # every event says when, in UTC
+        assert event["ts"].endswith("Z")
+        assert datetime.fromisoformat(event["ts"][:-1] + "+00:00").tzinfo is not None
     (downloaded,) = [e for e in events if e["event"] == "downloaded"]
     assert downloaded["path"] == str(project / "out" / "clip-0.mp4")
     monkeypatch.chdir(project / "out")  # absolute: opens from anywhere

@@ -111,3 +111,15 @@ def test_after_ctrl_c_the_bar_is_not_redrawn_below_the_message(tmp_path: Path) -
     assert "/2" not in tail and "\r" not in tail.rstrip("\r\n"), repr(tail)
     assert "0/2" in after[:message_at]  # the bar's last state is drawn once, above it,
     assert after[:message_at].endswith("\r\n")  # and the message starts on a line of its own
+
+
+def test_every_json_event_carries_an_iso_utc_timestamp() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from octobatch.progress import JsonLines
+
+    stream = io.StringIO()
+    at = datetime(2026, 12, 1, 23, 15, 3, 120000, tzinfo=timezone(timedelta(hours=1)))
+    JsonLines(stream, clock=lambda: at)(Skipped(job_id="a", reason="up to date"))
+    assert stream.getvalue() == ('{"event": "skipped", "job_id": "a", "reason": "up to date", '
+                                 '"ts": "2026-12-01T22:15:03.120Z"}\n')

@@ -199,6 +199,7 @@ orphan (1)
 jobs: 8 (submit 1, regenerate 1, uncertain 1, poll 1, download 1, failed 1, skip 1, orphan 1)
 video to generate: jimeng-video-3.0 5s, omni-fast 16s
 jobs that will cost money: 3
+total cost: unpriced (3 jobs; add settings.prices, see docs/manifest.md); already spent: 0.00
 """
 
 
@@ -212,7 +213,7 @@ def test_plan_json(project: Path, capsys: pytest.CaptureFixture[str],
     assert steps["broken"]["action"] == "retry"
     assert steps["changed"] == {"id": "changed", "action": "regenerate", "model": "omni-fast",
                                 "reason": "changed: prompt", "seconds": 8,
-                                "changed": ["prompt"]}
+                                "changed": ["prompt"], "cost": None}
     assert document["totals"] == {
         "jobs": 8,
         "actions": {"submit": 1, "poll": 1, "download": 1, "skip": 1, "regenerate": 1,

@@ -60,7 +60,7 @@ jobs:
       aspect_ratio: ["16:9", "9:16"]    # an API field: set on each job
 """
 
-# Shown commented out until prices exist in the manifest format; see `prices_block`.
+# Commented out: made-up prices would show made-up costs. The user's own go here.
 PRICES = """\
   # What each model costs you (the provider publishes no prices): per second of video
   # and/or per job, both added up. `plan` shows the cost before you spend it.

@@ -7,15 +7,21 @@ nothing.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import functools
 import json
 import os
 import sys
 from collections.abc import Callable
 from typing import Any
 
+from octobatch.costs import Estimate, amount, estimate, recorded_spend
+from octobatch.errors import EXIT_OK
+from octobatch.keycheck import KeyQuota, check_key
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.paths import absolute, shown
-from octobatch.plan import Action, Plan, plan_manifest
+from octobatch.plan import COSTLY, Action, Plan, Step, plan_manifest
+from octobatch.selection import check_globs, only
 from octobatch.state import load_state
 
 # Groups in the order a reader cares about: what costs money first, what needs nothing last.
@@ -43,16 +49,45 @@ _COLOURS = {
 }
 
 
+# `--exit-code`: the plan would submit something (0: nothing to submit; 1 error; 2 invalid).
+EXIT_WORK = 3
+
+
 def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(
         args.manifest, allow_outside_files=args.allow_outside_files, output_dir=args.output_dir
     )
-    plan = plan_manifest(manifest, load_state(manifest.path), retry_failed=args.retry_failed)
+    check_globs(args.only, [job.id for job in manifest.jobs], str(manifest.path))
+    state = load_state(manifest.path)
+    plan = only(plan_manifest(manifest, state, retry_failed=args.retry_failed), args.only)
+    cost = manifest_estimate(manifest, plan, state)
+    key = _check_key(args) if args.check_key else None
     if args.json:  # compact: a plan can hold 10,000 steps, and jq pretty-prints on demand
-        sys.stdout.write(json.dumps(to_json(manifest, plan), ensure_ascii=False) + "\n")
+        document = to_json(manifest, plan, cost)
+        if key is not None:
+            document["key"] = key.to_json() if isinstance(key, KeyQuota) else {
+                "ok": False, "error": key}
+        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(render(manifest, plan, colour=use_colour()))
-    return 0
+        sys.stdout.write(render(manifest, plan, cost, colour=use_colour()))
+        if key is not None:
+            sys.stdout.write((key.describe(cost.currency) if isinstance(key, KeyQuota) else key)
+                             + "\n")
+    return EXIT_WORK if args.exit_code and plan.costly() else EXIT_OK
+
+
+def manifest_estimate(manifest: Manifest, plan: Plan, state: Any) -> Estimate:
+    settings = manifest.settings
+    return estimate(plan, settings.prices, settings.currency, recorded_spend(state))
+
+
+def _check_key(args: argparse.Namespace) -> KeyQuota | str:
+    from octobatch.api import resolve_api_key
+    from octobatch.providers.octopusx import DEFAULT_BASE_URL
+
+    key = resolve_api_key(None, base_url=args.base_url, simulate=False)
+    base_url = args.base_url or os.environ.get("OCTOBATCH_BASE_URL") or DEFAULT_BASE_URL
+    return asyncio.run(check_key(base_url, key))
 
 
 def use_colour() -> bool:
@@ -60,7 +95,8 @@ def use_colour() -> bool:
     return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
-def to_json(manifest: Manifest, plan: Plan) -> dict[str, Any]:
+def to_json(manifest: Manifest, plan: Plan, cost: Estimate | None = None) -> dict[str, Any]:
+    cost = cost or estimate(plan, {}, None)
     return {
         "manifest": absolute(manifest.path),
         "lockfile": absolute(manifest.lock_path),
@@ -73,6 +109,7 @@ def to_json(manifest: Manifest, plan: Plan) -> dict[str, Any]:
                 "model": step.job.model if step.job else (step.entry.model if step.entry else None),
                 "seconds": step.job.seconds if step.job else None,
                 "changed": list(step.changed),
+                "cost": cost.per_step.get(step.job_id),
             }
             for step in plan.steps
         ],
@@ -82,10 +119,13 @@ def to_json(manifest: Manifest, plan: Plan) -> dict[str, Any]:
             "seconds_by_model": plan.seconds_by_model(),
             "costly_jobs": plan.costly(),
         },
+        "cost": cost.to_json(),
     }
 
 
-def render(manifest: Manifest, plan: Plan, *, colour: bool = False) -> str:
+def render(manifest: Manifest, plan: Plan, cost: Estimate | None = None, *,
+           colour: bool = False) -> str:
+    cost = cost or estimate(plan, {}, None)
     paint: Callable[[str, str], str] = (
         (lambda code, text: f"\x1b[{code}m{text}\x1b[0m") if colour else (lambda _, text: text)
     )
@@ -95,6 +135,10 @@ def render(manifest: Manifest, plan: Plan, *, colour: bool = False) -> str:
               f"output {shown(manifest.output_dir)})")
     lines = [header, ""]
     counts = plan.counts()
+    # A cost column only once the manifest has prices: before that it would say "unpriced"
+    # on every line, which the totals say once.
+    cost_width = max((len(_step_cost(s, cost)) for s in plan.steps), default=0) \
+        if cost.priced else 0
     for action in ORDER:
         steps = [s for s in plan.steps if s.action is action]
         if not steps:
@@ -102,9 +146,10 @@ def render(manifest: Manifest, plan: Plan, *, colour: bool = False) -> str:
         lines.append(paint(_COLOURS[action], f"{action.value} ({len(steps)})"))
         for step in steps:
             seconds = f"{step.job.seconds}s" if step.job and step.job.seconds else "-"
+            price = f"  {_step_cost(step, cost):>{cost_width}}" if cost_width else ""
             lines.append(
                 f"  {step.job_id:<{id_width}}  {_model(step):<{model_width}}  "
-                f"{seconds:>4}  {step.reason}"
+                f"{seconds:>4}{price}  {step.reason}"
             )
         lines.append("")
     per_action = ", ".join(f"{a.value} {counts[a]}" for a in ORDER if counts[a])
@@ -114,7 +159,45 @@ def render(manifest: Manifest, plan: Plan, *, colour: bool = False) -> str:
     costly = plan.costly()
     lines.append(paint("1", f"jobs that will cost money: {costly}") if costly
                  else "jobs that will cost money: 0")
+    lines += cost_lines(cost, paint)
     return "\n".join(lines) + "\n"
+
+
+def cost_lines(cost: Estimate, paint: Callable[[str, str], str] = lambda _, t: t) -> list[str]:
+    """`cost: ...` per model, then the total and what is already spent."""
+    money = functools.partial(amount, currency=cost.currency)
+    parts = []
+    for model, line in sorted(cost.by_model.items()):
+        jobs = f"{line.jobs} job{'s' if line.jobs != 1 else ''}"
+        if line.cost is None:
+            priced = line.jobs - line.unpriced_jobs
+            what = "unpriced" if not priced else f"{line.unpriced_jobs} unpriced"
+            parts.append(f"{model} {jobs} {what}")
+        else:
+            parts.append(f"{model} {jobs} {money(line.cost)}")
+    spent = f"already spent: {money(cost.spent)}"
+    if not cost.by_model:
+        return [f"total cost: {money(0.0)} (nothing to submit); {spent}"]
+    if not cost.priced:
+        n = cost.unpriced_jobs
+        return [paint("1", f"total cost: unpriced ({n} job{'s' if n != 1 else ''}; add "
+                      "settings.prices, see docs/manifest.md)") + f"; {spent}"]
+    lines = [f"cost by model: {', '.join(parts)}"]
+    total = f"total cost: {money(cost.total)}"
+    if cost.unpriced_jobs:
+        n = cost.unpriced_jobs
+        total += (f" + {n} unpriced job{'s' if n != 1 else ''} (give "
+                  f"{'their models' if n != 1 else 'its model'} a price in settings.prices)")
+    total += f"; {spent}"
+    lines.append(paint("1", total) if cost.total or cost.unpriced_jobs else total)
+    return lines
+
+
+def _step_cost(step: Step, cost: Estimate) -> str:
+    if step.action not in COSTLY:
+        return ""
+    value = cost.per_step.get(step.job_id)
+    return "unpriced" if value is None else amount(value, cost.currency)
 
 
 def _model(step: Any) -> str:

@@ -13,12 +13,15 @@ from pathlib import Path
 from typing import IO
 
 from octobatch.api import endpoint, engine_options, resolve_api_key
+from octobatch.confirm import ask_before_spending
 from octobatch.engine import RunResult
 from octobatch.errors import EXIT_FAILED, EXIT_OK, Interrupted
 from octobatch.manifest import Manifest, load_manifests
+from octobatch.notify import notify_run_end, run_summary
 from octobatch.paths import shown as _shown
 from octobatch.plan import Action
 from octobatch.progress import make_listener
+from octobatch.selection import check_globs, only
 from octobatch.session import RunSession
 from octobatch.state import StateStore
 
@@ -33,6 +36,7 @@ def main(args: argparse.Namespace) -> int:
     # made: a typo must not cost a half-run.
     manifests = load_manifests(args.manifests, allow_outside_files=args.allow_outside_files,
                                output_dir=output_dir)
+    check_globs(args.only, (job.id for m in manifests for job in m.jobs), ", ".join(args.manifests))
     api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
     try:
         return asyncio.run(_run_all(args, manifests, api_key))
@@ -73,14 +77,21 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                     timeout=args.timeout, deadline=args.deadline, prune=args.prune,
                     simulate=args.simulate)
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
+                interrupted: RunResult | None = None
+                result: RunResult | None = None
                 async with RunSession(manifest, base_url, key, options, emit) as session:
                     stores.append(session.store)
                     try:
-                        result = await _run_one(session, args, say)
+                        result = await _run_one(session, args, say, base_url)
                     except asyncio.CancelledError:
                         emit.close()  # before the message: tqdm must not redraw below it
                         session.store.sync_now()
-                        raise Interrupted(_interrupted_message(session.tally(), args)) from None
+                        interrupted = session.tally()
+                    end = run_summary(session, args.only, result or interrupted or session.tally(),
+                                      interrupted=interrupted is not None)
+                await notify_run_end(args.notify, end, say)  # the gallery is written by now
+                if interrupted is not None:
+                    raise Interrupted(_interrupted_message(interrupted, args))
                 if result is not None:
                     if result.submissions_stopped:
                         # One line with the cause, always (also with --quiet): a cron job
@@ -100,15 +111,16 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
 
 
 async def _run_one(session: RunSession, args: argparse.Namespace,
-                   say: IO[str]) -> RunResult | None:
+                   say: IO[str], base_url: str) -> RunResult | None:
     manifest = session.manifest
-    plan = session.plan(retry_failed=args.retry_failed)
+    plan = only(session.plan(retry_failed=args.retry_failed), args.only)
     idle = {Action.SKIP} | ({Action.ORPHAN} if not args.prune else set())
     if all(step.action in idle for step in plan.steps):
         if not args.quiet:
-            print(f"{manifest.path.name}: nothing to do ({len(manifest.jobs)} jobs completed)",
-                  file=say)
+            done = sum(1 for step in plan.steps if step.action is Action.SKIP)
+            print(f"{manifest.path.name}: nothing to do ({done} jobs completed)", file=say)
         return None
+    ask_before_spending(session, plan, args, base_url, say)
     return await session.run(plan)
 
 

@@ -20,6 +20,8 @@ from octobatch.errors import EXIT_OK, ManifestError, UsageError
 from octobatch.manifest import load_manifest
 from octobatch.paths import absolute, from_lockfile, shown
 from octobatch.plan import Action, Step, plan_manifest
+from octobatch.selection import check_globs, matches
+from octobatch.selection import only as select_only
 from octobatch.state import LockEntry, LockState, Status, load_state, lock_path_for
 
 
@@ -34,7 +36,8 @@ class StatusReport:
 
 
 def main(args: argparse.Namespace) -> int:
-    report = collect(Path(args.manifest), allow_outside_files=args.allow_outside_files)
+    report = collect(Path(args.manifest), allow_outside_files=args.allow_outside_files,
+                     only=args.only)
     if args.json:
         json.dump(to_json(report), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -43,7 +46,8 @@ def main(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def collect(path: Path, *, allow_outside_files: bool = False) -> StatusReport:
+def collect(path: Path, *, allow_outside_files: bool = False,
+            only: Sequence[str] | None = None) -> StatusReport:
     lock_path = lock_path_for(path)
     if not path.exists() and not lock_path.exists():
         raise UsageError(f"{path}: no such manifest, and no lockfile beside it")
@@ -51,23 +55,27 @@ def collect(path: Path, *, allow_outside_files: bool = False) -> StatusReport:
     try:
         manifest = load_manifest(path, allow_outside_files=allow_outside_files)
     except ManifestError as exc:
-        return StatusReport(path, lock_path, lock_path.exists(), _ordered(state, ()), None,
+        check_globs(only, state.jobs, str(path))
+        return StatusReport(path, lock_path, lock_path.exists(), _ordered(state, (), only), None,
                             tuple(map(str, exc.diagnostics)))
-    plan = plan_manifest(manifest, state)
+    ids = [job.id for job in manifest.jobs]
+    check_globs(only, [*ids, *(i for i in state.jobs if i not in set(ids))], str(path))
+    plan = select_only(plan_manifest(manifest, state), only)
     return StatusReport(
         path,
         lock_path,
         lock_path.exists(),
-        _ordered(state, [job.id for job in manifest.jobs]),
+        _ordered(state, ids, only),
         tuple(step for step in plan.steps if step.action is not Action.SKIP),
         (),
     )
 
 
-def _ordered(state: LockState, manifest_ids: Any) -> tuple[tuple[str, LockEntry], ...]:
+def _ordered(state: LockState, manifest_ids: Any,
+             only: Sequence[str] | None = None) -> tuple[tuple[str, LockEntry], ...]:
     ids = [i for i in manifest_ids if i in state.jobs]
     ids += sorted(set(state.jobs) - set(ids))
-    return tuple((i, state.jobs[i]) for i in ids)
+    return tuple((i, state.jobs[i]) for i in ids if matches(i, only))
 
 
 def _counts(report: StatusReport) -> dict[str, int]:

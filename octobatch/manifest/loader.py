@@ -10,6 +10,7 @@ Manifest or one ManifestError carrying all of them.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from octobatch.costs import Price
 from octobatch.errors import Diagnostic, ManifestError, OctobatchError
 from octobatch.jobs import JobSpec
 from octobatch.manifest.expand import Defaults, expand_entry
@@ -36,6 +38,8 @@ class Settings:
     concurrency: int | None = None
     poll_interval: float | None = None
     timeout: float | None = None
+    prices: Mapping[str, Price] = dataclasses.field(default_factory=dict)  # model -> price (plan's costs)
+    currency: str | None = None
 
 
 @dataclass(frozen=True)
@@ -258,4 +262,7 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
         concurrency=None if concurrency is None else int(concurrency),
         poll_interval=number("poll_interval"),
         timeout=number("timeout"),
+        prices={model: Price.from_manifest(price)
+                for model, price in (raw.get("prices") or {}).items()},
+        currency=raw.get("currency"),
     )
