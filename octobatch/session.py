@@ -18,11 +18,11 @@ from types import TracebackType
 from octobatch import plan as planning
 from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest
 from octobatch.progress import Emit, discard
 from octobatch.providers import Providers
 from octobatch.providers.base import ProviderFactory
-from octobatch.report import write_gallery
 from octobatch.state import StateStore
 from octobatch.transport import Transport
 

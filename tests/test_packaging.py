@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -35,6 +36,9 @@ def build_wheel(out: Path) -> Path:
 
 def test_installed_wheel_validates_a_manifest(tmp_path: Path) -> None:
     wheel = build_wheel(tmp_path / "dist")
+    with zipfile.ZipFile(wheel) as archive:  # the gallery page inlines these
+        assert {"octobatch/gallery/static/gallery.css", "octobatch/gallery/static/gallery.js"} <= set(
+            archive.namelist())
     venv = tmp_path / "venv"
     run(sys.executable, "-m", "venv", "--without-pip", venv, cwd=tmp_path)
     python = venv / "bin" / "python"

@@ -7,14 +7,15 @@ import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html.parser import HTMLParser
+from importlib import resources
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
 from octobatch.cli import main
+from octobatch.gallery import render_gallery, write_gallery
 from octobatch.manifest import Manifest, load_manifest
-from octobatch.report import render_gallery, write_gallery
 from octobatch.state import LockEntry, LockState, Status, load_state, write_lockfile
 
 NOW = datetime(2026, 5, 1, 12, 0, tzinfo=timezone.utc)
@@ -87,6 +88,16 @@ class Cards(HTMLParser):
                 self.cards[-1].badges[-1] += data
 
 
+SCRIPT = resources.files("octobatch.gallery").joinpath("static/gallery.js").read_text("utf-8")
+
+
+def without_own_script(page: str) -> str:
+    """The page minus its own inline script: what is left came from the manifest and state."""
+    own = f"<script>{SCRIPT}</script>"
+    assert page.count(own) == 1
+    return page.replace(own, "")
+
+
 def parse(page: str) -> Cards:
     parser = Cards()
     parser.feed(page)
@@ -152,8 +163,8 @@ def test_user_text_is_escaped(manifest: Manifest) -> None:
         "hostile": entry(manifest, "hostile", status=Status.FAILED,
                          error={"code": "<b>bad</b>", "message": "<img src=x onerror=alert(1)>"}),
     })
-    page = render_gallery(manifest, state, now=NOW)
-    assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
+    page = without_own_script(render_gallery(manifest, state, now=NOW))
+    assert "<script" not in page and "<img" not in page and "<b>bad" not in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &#x27;friends&#x27;" in page
     assert HOSTILE in card(page, "hostile").text  # the browser shows the text exactly as written
 
@@ -285,7 +296,35 @@ def test_duration_is_submission_to_completion(
 def test_page_is_self_contained(manifest: Manifest) -> None:
     state = LockState(manifest="spring.yaml", jobs={"beach": completed(manifest, "beach")})
     page = render_gallery(manifest, state, now=NOW)
-    # Opened from disk, offline, years later: nothing may be fetched from anywhere else.
-    for needle in ("<script", "<link", "@import", "url(", "http://", "https://", "file://"):
+    # Opened from disk, offline, years later: nothing may be fetched from anywhere else. The
+    # one script is the page's own, inline (no src), and fetches nothing either.
+    assert page.count("<script") == 1 and SCRIPT in page
+    assert "<script" not in without_own_script(page)
+    for needle in ("<link", "@import", "url(", "http://", "https://", "file://", "src="):
+        assert needle not in SCRIPT
+    for needle in ("<link", "@import", "url(", "http://", "https://", "file://"):
         assert needle not in page
     assert '<meta charset="utf-8">' in page
+
+
+def test_page_is_world_readable_whatever_the_umask(manifest: Manifest) -> None:
+    """The page is for sharing and serving (issue 9): 0644, even under a strict umask."""
+    old = os.umask(0o077)
+    try:
+        path = write_gallery(manifest, LockState(manifest="spring.yaml"), now=NOW)
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o644
+
+
+def test_cards_carry_what_the_filters_and_the_comparison_need(manifest: Manifest) -> None:
+    state = LockState(manifest="spring.yaml", jobs={
+        "beach": completed(manifest, "beach"),
+        "hostile": entry(manifest, "hostile", status=Status.FAILED),
+    })
+    page = render_gallery(manifest, state, now=NOW)
+    ids = [c.id for c in parse(page).cards]
+    assert ids[0] == "job-hostile"  # problems first
+    assert 'data-status="failed" data-model="omni-fast" data-decision="unreviewed"' in page
+    assert '<a href="#status=failed"><b>1</b> failed</a>' in page
+    assert '<a href="#model=jimeng-video-3.0"><b>1</b> jimeng-video-3.0</a>' in page

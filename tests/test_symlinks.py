@@ -16,7 +16,7 @@ import pytest
 from octobatch.errors import OctobatchError, StateError
 from octobatch.fsutil import SymlinkRefused, atomic_write, make_dirs, open_file, project_root
 from octobatch.manifest import load_manifest
-from octobatch.report import write_gallery
+from octobatch.gallery import write_gallery
 from octobatch.state import (
     LockEntry,
     LockState,

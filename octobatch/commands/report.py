@@ -6,9 +6,9 @@ import argparse
 from dataclasses import replace
 
 from octobatch.errors import EXIT_OK
+from octobatch.gallery import write_gallery
 from octobatch.manifest import load_manifest
 from octobatch.paths import shown
-from octobatch.report import write_gallery
 from octobatch.selection import check_globs, matches
 from octobatch.state import load_state
 
