@@ -15,8 +15,8 @@ import pytest
 
 from octobatch.errors import OctobatchError, StateError
 from octobatch.fsutil import SymlinkRefused, atomic_write, make_dirs, open_file, project_root
-from octobatch.manifest import load_manifest
 from octobatch.gallery import write_gallery
+from octobatch.manifest import load_manifest
 from octobatch.state import (
     LockEntry,
     LockState,
