@@ -272,7 +272,8 @@ jobs:
         (f"{path}:5:22: job 'big': video: 'big.mp4' is 16.0 MB; at most 15 MB allowed "
         "(trim or re-encode the clip)"),
         f"{path}:6:28: job 'empty-dir': video: '.' is a directory, not a file",
-        f"{path}:7:29: job 'big-inline': video: the data URI holds more than 15 MB",
+        (f"{path}:7:29: job 'big-inline': video: the data URI holds more than 15 MB (trim or "
+         "re-encode the clip)"),
     ]
 
 

@@ -20,7 +20,6 @@ from octobatch.manifest.yamlpos import DocPath
 from octobatch.models import Model
 from octobatch.schemas import Problem, did_you_mean, field_label, problems
 
-MAX_MATRIX_JOBS = 100_000
 JOB_KEYS = ("id", "matrix")  # keys of a job entry that are not API fields
 _NUMERIC_TEXT = re.compile(r"\s*[0-9]{1,9}\s*")  # as the schemas' pattern; no huge ints
 
@@ -64,11 +63,7 @@ def expand_entry(index: int, raw: dict[str, Any], defaults: Mapping[str, Any],
                    else f"'{key}' is set both on the job and in its matrix")
         reporter.report((*where, "matrix", key), message, job=label, field=f"matrix.{key}",
                         hint=None if key in JOB_KEYS else "keep one of them", at_key=True)
-    count = math.prod(len(values) for values in matrix.values())
-    if count > MAX_MATRIX_JOBS:
-        reporter.report((*where, "matrix"), f"expands to {count:,} jobs; at most "
-                        f"{MAX_MATRIX_JOBS:,} per entry", job=label, field="matrix")
-    if clashes or count > MAX_MATRIX_JOBS:
+    if clashes:
         return
 
     axes = [
@@ -77,6 +72,14 @@ def expand_entry(index: int, raw: dict[str, Any], defaults: Mapping[str, Any],
     ]
     for combination in itertools.product(*axes):
         yield Draft(where, label, raw_id, dict(base), dict(origins), dict(combination))
+
+
+def entry_size(raw: Mapping[str, Any]) -> int:
+    """How many jobs an entry expands to, counted before any is built."""
+    matrix = raw.get("matrix")
+    if not isinstance(matrix, dict):
+        return 1
+    return math.prod(len(v) if isinstance(v, list) else 1 for v in matrix.values())
 
 
 class Defaults:

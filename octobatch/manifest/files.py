@@ -55,7 +55,8 @@ def check_data_uri(value: str, kind: Literal["image", "video"], max_bytes: int |
         raise InputFileError(f"a data URI of type {declared} cannot be sent here",
                              "use " + _either(accepted))
     if max_bytes is not None and len(payload) * 3 // 4 > max_bytes:
-        raise InputFileError(f"the data URI holds more than {_megabytes(max_bytes)}")
+        raise InputFileError(f"the data URI holds more than {_megabytes(max_bytes)}",
+                             _too_big_hint(kind))
     if not payload:
         raise InputFileError("the data URI holds no data",
                              "put the file's base64 text after the comma")
@@ -174,7 +175,7 @@ class FileChecker:
             raise InputFileError(
                 f"'{value}' is {content.size / (1 << 20):.1f} MB; "
                 f"at most {_megabytes(max_bytes or 0)} allowed",
-                "trim or re-encode the clip",
+                _too_big_hint(kind),
             )
         assert media_type is not None  # both kinds checked above
         return LocalFile(label, path, content.sha256, media_type, content.size)
@@ -225,6 +226,12 @@ class FileChecker:
         content = _Content(sniff(head), size, head, digest.hexdigest())
         self._seen[path] = content
         return content
+
+
+def _too_big_hint(kind: Literal["image", "video"]) -> str:
+    # A video's limit is the model's (the provider's); an image's is octobatch's own.
+    return ("trim or re-encode the clip" if kind == "video"
+            else "make the image smaller, or raise the limit with OCTOBATCH_MAX_IMAGE_MB")
 
 
 def _megabytes(n: int) -> str:

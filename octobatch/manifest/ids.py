@@ -18,10 +18,19 @@ def id_safe(text: str) -> str:
     return _NOT_IN_ID.sub("-", text)
 
 
+# An id names `<id>.mp4` and, while it downloads, `.<id>.mp4.part`; file systems take names
+# of at most 255 bytes. Refused here, before anything is paid for, not at download time.
+MAX_ID_LENGTH = 255 - len("..mp4.part")
+
+
 def id_problem(job_id: str) -> tuple[str, str] | None:
     """(message, hint) when `job_id` cannot be an id, else None."""
     if not ID_PATTERN.fullmatch(job_id):
         return f"invalid id {show(job_id)}", ID_RULE
+    if len(job_id) > MAX_ID_LENGTH:
+        return (f"the id is {len(job_id)} characters long; at most {MAX_ID_LENGTH} fit in a file "
+                "name", "a download is saved as .<id>.mp4.part, and a file name holds at most "
+                "255 bytes; shorten it")
     return None
 
 

@@ -21,8 +21,9 @@ from typing import Any
 from octobatch.costs import Price
 from octobatch.errors import Diagnostic, ManifestError, OctobatchError
 from octobatch.jobs import JobSpec
-from octobatch.manifest.expand import Defaults, expand_entry
+from octobatch.manifest.expand import Defaults, entry_size, expand_entry
 from octobatch.manifest.files import FileChecker
+from octobatch.manifest.limits import ENV_NAMES, Limits
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
@@ -57,18 +58,21 @@ def load_manifest(
     allow_outside_files: bool = False,
     output_dir: str | Path | None = None,
     schema_dir: Path | None = None,
+    limits: Limits | None = None,
 ) -> Manifest:
     """Read, expand and validate one manifest; raises ManifestError with all its problems.
 
     `output_dir` (from the command line, relative to the current directory) overrides the
     manifest's own, which is relative to the manifest file; the default is
     `<cwd>/output/<manifest stem>`. `schema_dir` replaces the shipped schemas (tests, new models).
+    `limits` default to Limits.from_env().
     """
+    limits = limits or Limits.from_env()
     with _collector_paused():
         # The loader (and the YAML node tree it keeps for positions) is freed inside _load,
         # before the collector is back, so it never walks those nodes.
         return _load(Path(path), allow_outside_files, output_dir,
-                     schema_dir or default_schema_dir())
+                     schema_dir or default_schema_dir(), limits)
 
 
 def load_manifests(
@@ -77,6 +81,7 @@ def load_manifests(
     allow_outside_files: bool = False,
     output_dir: str | Path | None = None,
     schema_dir: Path | None = None,
+    limits: Limits | None = None,
 ) -> list[Manifest]:
     """Load several manifests; one ManifestError carries the problems of every file."""
     manifests: list[Manifest] = []
@@ -84,7 +89,8 @@ def load_manifests(
     for path in paths:
         try:
             manifests.append(load_manifest(path, allow_outside_files=allow_outside_files,
-                                           output_dir=output_dir, schema_dir=schema_dir))
+                                           output_dir=output_dir, schema_dir=schema_dir,
+                                           limits=limits))
         except ManifestError as exc:
             diagnostics.extend(exc.diagnostics)
     if diagnostics:
@@ -92,10 +98,10 @@ def load_manifests(
     return manifests
 
 
-def _load(path: Path, allow_outside: bool, output_dir: str | Path | None, schema_dir: Path
-          ) -> Manifest:
+def _load(path: Path, allow_outside: bool, output_dir: str | Path | None, schema_dir: Path,
+          limits: Limits) -> Manifest:
     data, reporter = _read(path)
-    return _Loader(path, data, reporter, allow_outside, schema_dir).load(output_dir)
+    return _Loader(path, data, reporter, allow_outside, schema_dir, limits).load(output_dir)
 
 
 @contextlib.contextmanager
@@ -174,8 +180,9 @@ class _Loader:
     """One manifest document -> a Manifest, or every problem it has."""
 
     def __init__(self, path: Path, data: dict[str, Any], reporter: Reporter,
-                 allow_outside: bool, schema_dir: Path) -> None:
+                 allow_outside: bool, schema_dir: Path, limits: Limits) -> None:
         self.path = path
+        self.limits = limits
         self.data = data
         self.reporter = reporter
         self.schema_dir = schema_dir
@@ -183,16 +190,17 @@ class _Loader:
         defaults = data.get("defaults")
         self.defaults = Defaults(defaults if isinstance(defaults, dict) else {})
         files = FileChecker.for_manifest(path, allow_outside)
-        self.builder = JobBuilder(self.models, self.defaults, files, reporter)
+        self.builder = JobBuilder(self.models, self.defaults, files, reporter, limits)
 
     def load(self, output_dir: str | Path | None) -> Manifest:
         bad_entries = self.check_document()
         raw_jobs = self.data.get("jobs")
+        entries = [(index, raw) for index, raw in enumerate(raw_jobs if isinstance(raw_jobs, list)
+                                                            else [])
+                   if index not in bad_entries and isinstance(raw, dict)]
         specs: list[JobSpec] = []
-        if isinstance(raw_jobs, list):
-            for index, raw in enumerate(raw_jobs):
-                if index in bad_entries or not isinstance(raw, dict):
-                    continue
+        if self.within_job_limit(entries):
+            for index, raw in entries:
                 for draft in expand_entry(index, raw, self.defaults.values, self.reporter):
                     spec = self.builder.build(draft)
                     if spec is not None:
@@ -207,6 +215,26 @@ class _Loader:
             output_dir=self.output_dir(self.data.get("output_dir"), output_dir),
             lock_path=lock_path_for(self.path),
         )
+
+    def within_job_limit(self, entries: list[tuple[int, dict[str, Any]]]) -> bool:
+        """Whether the entries expand to at most the limit of jobs; reported if not, before
+        anything is expanded (a few lines of matrix can describe millions of jobs)."""
+        limit = self.limits.jobs
+        sizes = {index: entry_size(raw) for index, raw in entries}
+        total = sum(sizes.values())
+        if total <= limit:
+            return True
+        hint = f"split it over several manifests, or raise the limit with {ENV_NAMES['jobs']}"
+        index, size = max(sizes.items(), key=lambda item: item[1])
+        if size > limit:  # one entry is the cause: point at its matrix
+            raw_id = dict(entries)[index].get("id")
+            self.reporter.report(("jobs", index, "matrix"), f"expands to {size:,} jobs; at most "
+                                 f"{limit:,} per manifest", field="matrix", hint=hint,
+                                 job=raw_id if isinstance(raw_id, str) else f"#{index + 1}")
+        else:
+            self.reporter.report(("jobs",), f"the entries expand to {total:,} jobs; at most "
+                                 f"{limit:,} per manifest", field="jobs", hint=hint, at_key=True)
+        return False
 
     def check_document(self) -> set[int]:
         """Report shape problems; returns the indexes of entries too broken to expand."""

@@ -14,6 +14,7 @@ from octobatch.manifest.causes import one_per_cause
 from octobatch.manifest.expand import Defaults, Draft, as_number
 from octobatch.manifest.files import FileChecker, ref_form
 from octobatch.manifest.ids import IdRegister, id_problem, id_safe
+from octobatch.manifest.limits import Limits
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.templates import TemplateProblem, render
 from octobatch.manifest.yamlpos import DocPath
@@ -30,8 +31,9 @@ class JobBuilder:
     """Turns the drafts of one manifest into job specs, reporting every problem on the way."""
 
     def __init__(self, models: Mapping[str, Model], defaults: Defaults, files: FileChecker,
-                 reporter: Reporter) -> None:
+                 reporter: Reporter, limits: Limits) -> None:
         self.models = models
+        self.limits = limits
         self.defaults = defaults
         self.files = files
         self.reporter = reporter
@@ -49,7 +51,7 @@ class JobBuilder:
                 draft.origins[key] = variable.path
 
         job_id = self.fill_templates(draft, model)
-        if job_id is False or not self.valid_fields(draft, model):
+        if job_id is False or not self.valid_fields(draft, model) or not self.short_prompt(draft):
             return None
         fields = draft.fields
         for name, default in model.defaults.items():
@@ -162,6 +164,17 @@ class JobBuilder:
             )
         return not found
 
+    def short_prompt(self, draft: Draft) -> bool:
+        """Whether the filled prompt is within the limit (reported when it is not)."""
+        prompt = draft.fields.get("prompt")
+        limit = self.limits.prompt_chars
+        if not isinstance(prompt, str) or len(prompt) <= limit:
+            return True
+        self.reporter.report(draft.origins["prompt"], f"is {len(prompt):,} characters long; "
+                             f"at most {limit:,} allowed", job=draft.label, field="prompt",
+                             hint="shorten it, or raise the limit with OCTOBATCH_MAX_PROMPT_CHARS")
+        return False
+
     def local_files(self, draft: Draft, model: Model) -> tuple[LocalFile, ...] | None:
         """Check every file reference of the job; None when one of them is unusable."""
         files: list[LocalFile] = []
@@ -174,7 +187,8 @@ class JobBuilder:
             for i, item in items:
                 ref_label = name if i is None else f"{name}[{i}]"
                 where = draft.origins[name] if i is None else (*draft.origins[name], i)
-                max_bytes = model.max_video_bytes if declared.kind == "video" else None
+                max_bytes = (model.max_video_bytes if declared.kind == "video"
+                             else self.limits.image_bytes)
                 try:
                     form = ref_form(item)
                     if declared.local_only and form != "local":
