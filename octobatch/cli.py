@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="let the manifest read local files outside its own directory tree",
     )
+    allow_outside.add_argument(
+        "--allow-outside-output",
+        action="store_true",
+        help="let the manifest's output_dir point outside its project and the current folder",
+    )
 
     p = sub.add_parser("validate", parents=[allow_outside], help="check manifests; exit 0 valid, 2 invalid")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")

@@ -20,6 +20,7 @@ from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
 from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest
+from octobatch.manifest.outputs import claim_output_dir
 from octobatch.progress import Emit, discard
 from octobatch.providers import Providers
 from octobatch.providers.base import ProviderFactory
@@ -52,6 +53,8 @@ class RunSession:
 
     async def __aenter__(self) -> RunSession:
         check_output_dir(self.options.output_dir)  # before the gallery or anything paid
+        if self.manifest.default_output:  # ./output/<name>: marked as this manifest's
+            claim_output_dir(self.options.output_dir, self.manifest.path)
         self._store = StateStore.open(self.manifest.path)  # takes the run lock first
         self._exits.callback(self._finish, self._store)
         transport = await self._exits.enter_async_context(

@@ -145,6 +145,7 @@ def test_readme_library_example_runs(tmp_path: Path) -> None:
     (code,) = re.findall(r"```python\n(.*?)```", readme, re.DOTALL)
     shutil.copytree(ROOT / "manifests", tmp_path / "manifests",
                     ignore=shutil.ignore_patterns("*.lock.*"))
+    (tmp_path / ".git").mkdir()  # a clone, whose manifests write to its output/
     script = tmp_path / "example.py"
     script.write_text(code, encoding="utf-8")
     done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -18,6 +19,8 @@ import pytest
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
 
 from octobatch.download import DownloadLimits, LocalWriteError, NotAVideo, local_error
+from octobatch.errors import ManifestError
+from octobatch.manifest import load_manifest
 from octobatch.providers import Provider, TaskState, connect
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.transport import TruncatedDownload
@@ -229,10 +232,15 @@ async def test_an_output_folder_that_cannot_exist_stops_the_run_before_paying(
     assert submits(sim) == []
 
 
-async def test_a_job_id_too_long_for_a_file_name_is_not_paid_for(make_simulator: Any,
-                                                                 tmp_path: Path) -> None:
+async def test_a_job_id_too_long_for_a_file_name_is_not_paid_for(
+        make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # validate refuses ids that cannot fit 255 bytes with `.<id>.mp4.part`; a file system
+    # with shorter names (eCryptfs takes 143 bytes) is caught by the engine, before paying.
+    with pytest.raises(ManifestError, match="at most 245 fit in a file name"):
+        load_manifest(write_manifest(tmp_path, [{"id": "x" * 250, "prompt": "long"}]))
+    monkeypatch.setattr(os, "pathconf", lambda path, name: 143)
     sim = await make_simulator()
-    jobs = [{"id": "x" * 250, "prompt": "long"}, {"id": "short", "prompt": "short"}]
+    jobs = [{"id": "x" * 150, "prompt": "long"}, {"id": "short", "prompt": "short"}]
     outcome = await run_engine(sim, write_manifest(tmp_path, jobs))
     (unfinished,) = outcome.named("unfinished")
     assert "too long to be a file name" in unfinished.reason

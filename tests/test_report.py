@@ -113,6 +113,7 @@ def card(page: str, job_id: str) -> Card:
 def manifest(tmp_path: Path) -> Manifest:
     path = tmp_path / "project" / "manifests" / "spring.yaml"
     path.parent.mkdir(parents=True)
+    (tmp_path / "project" / ".git").mkdir()  # a clone: its output_dir may leave manifests/
     path.write_text(MANIFEST, encoding="utf-8")
     return load_manifest(path)
 

@@ -55,7 +55,8 @@ EXIT_WORK = 3
 
 def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(
-        args.manifest, allow_outside_files=args.allow_outside_files, output_dir=args.output_dir
+        args.manifest, allow_outside_files=args.allow_outside_files, output_dir=args.output_dir,
+        allow_outside_output=args.allow_outside_output,
     )
     check_globs(args.only, [job.id for job in manifest.jobs], str(manifest.path))
     state = load_state(manifest.path)

@@ -17,6 +17,7 @@ def main(args: argparse.Namespace) -> int:
     manifest = load_manifest(
         args.manifest,
         allow_outside_files=args.allow_outside_files,
+        allow_outside_output=args.allow_outside_output,
         output_dir=args.output_dir,
     )
     state = load_state(manifest.path)

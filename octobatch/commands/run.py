@@ -35,6 +35,7 @@ def main(args: argparse.Namespace) -> int:
     # Every manifest is validated, and every problem of each reported, before any request is
     # made: a typo must not cost a half-run.
     manifests = load_manifests(args.manifests, allow_outside_files=args.allow_outside_files,
+                               allow_outside_output=args.allow_outside_output,
                                output_dir=output_dir)
     check_globs(args.only, (job.id for m in manifests for job in m.jobs), ", ".join(args.manifests))
     api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
@@ -159,7 +160,8 @@ def _resume_command(args: argparse.Namespace) -> str:
         if (value := get(args)) is not None:
             words += [flag, str(value)]
     for flag, on in (("--retry-failed", args.retry_failed), ("--simulate", args.simulate),
-                     ("--allow-outside-files", args.allow_outside_files)):
+                     ("--allow-outside-files", args.allow_outside_files),
+                     ("--allow-outside-output", args.allow_outside_output)):
         if on:
             words.append(flag)
     return shlex.join(words)

@@ -37,7 +37,7 @@ class StatusReport:
 
 def main(args: argparse.Namespace) -> int:
     report = collect(Path(args.manifest), allow_outside_files=args.allow_outside_files,
-                     only=args.only)
+                     allow_outside_output=args.allow_outside_output, only=args.only)
     if args.json:
         json.dump(to_json(report), sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
@@ -47,13 +47,15 @@ def main(args: argparse.Namespace) -> int:
 
 
 def collect(path: Path, *, allow_outside_files: bool = False,
+            allow_outside_output: bool = False,
             only: Sequence[str] | None = None) -> StatusReport:
     lock_path = lock_path_for(path)
     if not path.exists() and not lock_path.exists():
         raise UsageError(f"{path}: no such manifest, and no lockfile beside it")
     state = load_state(path)
     try:
-        manifest = load_manifest(path, allow_outside_files=allow_outside_files)
+        manifest = load_manifest(path, allow_outside_files=allow_outside_files,
+                                 allow_outside_output=allow_outside_output)
     except ManifestError as exc:
         check_globs(only, state.jobs, str(path))
         return StatusReport(path, lock_path, lock_path.exists(), _ordered(state, (), only), None,

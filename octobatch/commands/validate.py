@@ -24,7 +24,8 @@ def main(args: argparse.Namespace) -> int:
     validated = 0
     for path in _manifests(args.manifests):
         try:
-            manifest = load_manifest(path, allow_outside_files=args.allow_outside_files)
+            manifest = load_manifest(path, allow_outside_files=args.allow_outside_files,
+                                     allow_outside_output=args.allow_outside_output)
         except NotAManifest as exc:
             print(f"{path}: skipped: {exc.diagnostics[0].message}")
             continue

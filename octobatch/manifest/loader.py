@@ -24,6 +24,7 @@ from octobatch.jobs import JobSpec
 from octobatch.manifest.expand import Defaults, entry_size, expand_entry
 from octobatch.manifest.files import FileChecker
 from octobatch.manifest.limits import ENV_NAMES, Limits
+from octobatch.manifest.outputs import default_output_dir, outside_reason
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
@@ -50,12 +51,16 @@ class Manifest:
     settings: Settings
     output_dir: Path  # absolute
     lock_path: Path
+    # No output_dir anywhere: the folder under ./output is claimed for this manifest when it
+    # runs (manifest/outputs.py), so that same-named manifests never share one.
+    default_output: bool = False
 
 
 def load_manifest(
     path: str | Path,
     *,
     allow_outside_files: bool = False,
+    allow_outside_output: bool = False,
     output_dir: str | Path | None = None,
     schema_dir: Path | None = None,
     limits: Limits | None = None,
@@ -65,13 +70,14 @@ def load_manifest(
     `output_dir` (from the command line, relative to the current directory) overrides the
     manifest's own, which is relative to the manifest file; the default is
     `<cwd>/output/<manifest stem>`. `schema_dir` replaces the shipped schemas (tests, new models).
-    `limits` default to Limits.from_env().
+    `limits` default to Limits.from_env(). The manifest's `output_dir` must stay inside its
+    project or the current directory unless `allow_outside_output`.
     """
     limits = limits or Limits.from_env()
     with _collector_paused():
         # The loader (and the YAML node tree it keeps for positions) is freed inside _load,
         # before the collector is back, so it never walks those nodes.
-        return _load(Path(path), allow_outside_files, output_dir,
+        return _load(Path(path), _Access(allow_outside_files, allow_outside_output), output_dir,
                      schema_dir or default_schema_dir(), limits)
 
 
@@ -79,29 +85,50 @@ def load_manifests(
     paths: Iterable[str | Path],
     *,
     allow_outside_files: bool = False,
+    allow_outside_output: bool = False,
     output_dir: str | Path | None = None,
     schema_dir: Path | None = None,
     limits: Limits | None = None,
 ) -> list[Manifest]:
-    """Load several manifests; one ManifestError carries the problems of every file."""
+    """Load several manifests; one ManifestError carries the problems of every file.
+
+    Same-named manifests loaded together get distinct default output folders, as they would
+    one after the other (the first one's folder is marked for it when it runs).
+    """
     manifests: list[Manifest] = []
     diagnostics: list[Diagnostic] = []
+    taken: dict[Path, Path] = {}  # default output folder -> the manifest it went to
     for path in paths:
         try:
-            manifests.append(load_manifest(path, allow_outside_files=allow_outside_files,
-                                           output_dir=output_dir, schema_dir=schema_dir,
-                                           limits=limits))
+            manifest = load_manifest(path, allow_outside_files=allow_outside_files,
+                                     allow_outside_output=allow_outside_output,
+                                     output_dir=output_dir, schema_dir=schema_dir,
+                                     limits=limits)
         except ManifestError as exc:
             diagnostics.extend(exc.diagnostics)
+            continue
+        if manifest.default_output:
+            folder = default_output_dir(manifest.path, taken)
+            taken[folder] = Path(os.path.realpath(manifest.path))
+            manifest = dataclasses.replace(manifest, output_dir=folder)
+        manifests.append(manifest)
     if diagnostics:
         raise ManifestError(diagnostics)
     return manifests
 
 
-def _load(path: Path, allow_outside: bool, output_dir: str | Path | None, schema_dir: Path,
+@dataclass(frozen=True)
+class _Access:
+    """What the user lets this manifest reach beyond its own places."""
+
+    files: bool  # read local files outside the manifest's folder
+    output: bool  # write outside its project and the current folder
+
+
+def _load(path: Path, access: _Access, output_dir: str | Path | None, schema_dir: Path,
           limits: Limits) -> Manifest:
     data, reporter = _read(path)
-    return _Loader(path, data, reporter, allow_outside, schema_dir, limits).load(output_dir)
+    return _Loader(path, data, reporter, access, schema_dir, limits).load(output_dir)
 
 
 @contextlib.contextmanager
@@ -180,8 +207,9 @@ class _Loader:
     """One manifest document -> a Manifest, or every problem it has."""
 
     def __init__(self, path: Path, data: dict[str, Any], reporter: Reporter,
-                 allow_outside: bool, schema_dir: Path, limits: Limits) -> None:
+                 access: _Access, schema_dir: Path, limits: Limits) -> None:
         self.path = path
+        self.allow_outside_output = access.output
         self.limits = limits
         self.data = data
         self.reporter = reporter
@@ -189,7 +217,7 @@ class _Loader:
         self.models = _models(path, data, reporter, schema_dir)
         defaults = data.get("defaults")
         self.defaults = Defaults(defaults if isinstance(defaults, dict) else {})
-        files = FileChecker.for_manifest(path, allow_outside)
+        files = FileChecker.for_manifest(path, access.files)
         self.builder = JobBuilder(self.models, self.defaults, files, reporter, limits)
 
     def load(self, output_dir: str | Path | None) -> Manifest:
@@ -206,14 +234,16 @@ class _Loader:
                     if spec is not None:
                         specs.append(spec)
         self.defaults.check(self.models, self.reporter)
+        folder = self.output_dir(self.data.get("output_dir"), output_dir)
         if self.reporter:
             raise self.reporter.error()
         return Manifest(
             path=self.path,
             jobs=tuple(specs),
             settings=_settings(self.data.get("settings") or {}),
-            output_dir=self.output_dir(self.data.get("output_dir"), output_dir),
+            output_dir=folder,
             lock_path=lock_path_for(self.path),
+            default_output=output_dir is None and "output_dir" not in self.data,
         )
 
     def within_job_limit(self, entries: list[tuple[int, dict[str, Any]]]) -> bool:
@@ -255,12 +285,19 @@ class _Loader:
                                  at_key=problem.at_key)
         return bad_entries
 
-    def output_dir(self, from_manifest: str | None, override: str | Path | None) -> Path:
-        if override is not None:
+    def output_dir(self, from_manifest: Any, override: str | Path | None) -> Path:
+        if override is not None:  # the user's own choice on the command line
             return Path(os.path.abspath(override))
-        if from_manifest is not None:
-            return Path(os.path.abspath(self.path.parent / from_manifest))
-        return Path(os.path.abspath(Path("output") / self.path.stem))
+        if not isinstance(from_manifest, str):
+            return default_output_dir(self.path)
+        folder = Path(os.path.abspath(self.path.parent / from_manifest))
+        reason = None if self.allow_outside_output else outside_reason(folder, self.path)
+        if reason:
+            self.reporter.report(("output_dir",), f"'{from_manifest}' is {reason}",
+                                 field="output_dir",
+                                 hint="pass --allow-outside-output to write there, or choose "
+                                      "the folder with --output-dir")
+        return folder
 
 
 def _models(path: Path, data: dict[str, Any], reporter: Reporter, schema_dir: Path
