@@ -22,7 +22,8 @@ DEFAULT_FOLDER = "octobatch-schema"
 def main(args: argparse.Namespace) -> int:
     manifest = Path(args.manifest)
     # The manifest is loaded in full so a broken model folder or manifest is reported first.
-    load_manifest(manifest, allow_outside_files=args.allow_outside_files)
+    load_manifest(manifest, allow_outside_files=args.allow_outside_files,
+                  allow_outside_output=args.allow_outside_output)
     folders = _project_folders(manifest)
     out = Path(args.output) if args.output else manifest.parent / DEFAULT_FOLDER
     if out.exists() and not out.is_dir():

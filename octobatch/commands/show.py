@@ -28,7 +28,8 @@ DATA_URI_HEAD = 40  # characters of a data: URI kept: the media type and a littl
 
 
 def main(args: argparse.Namespace) -> int:
-    manifest = load_manifest(args.manifest, allow_outside_files=args.allow_outside_files)
+    manifest = load_manifest(args.manifest, allow_outside_files=args.allow_outside_files,
+                             allow_outside_output=args.allow_outside_output)
     details = collect(manifest, args.job, base_url=args.base_url)
     if args.json:
         json.dump(details, sys.stdout, ensure_ascii=False, indent=2)
