@@ -10,6 +10,7 @@ import pytest
 
 from octobatch.cli import main
 from octobatch.manifest import load_manifest
+from octobatch.paths import shown
 from octobatch.state import LockEntry, StateStore, Status, lock_path_for
 
 MANIFEST = """\
@@ -140,7 +141,7 @@ def test_an_invalid_manifest_still_shows_the_recorded_state(
     assert "4 jobs recorded: 1 running, 1 completed, 1 failed, 1 uncertain" in out
     assert "  dog    running" in out
     assert out.endswith(
-        f"\n{manifest} has 1 error, so what the next run would do is unknown:\n"
+        f"\n{shown(manifest)} has 1 error, so what the next run would do is unknown:\n"
         f"{manifest}:5:3: defaults.colour: unknown field\n"
     )
     code, out = status(capsys, str(manifest), "--json")
@@ -174,7 +175,7 @@ def test_nothing_recorded_yet(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     path.write_text(MANIFEST)
     code, out = status(capsys, str(path))
     assert code == 0
-    assert out.startswith(f"{path} (lockfile spring.lock.json)\nno recorded state yet: nothing has been run\n")
+    assert out.startswith(f"{shown(path)} (lockfile spring.lock.json)\nno recorded state yet: nothing has been run\n")
     assert "next run: 4 submit\n" in out
     assert not lock_path_for(path).exists()  # status writes nothing
 
