@@ -70,7 +70,7 @@ class RetryPolicy:
         """Delay before retry number `attempt` (1-based)."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.retry_after_cap)
-        ceiling = min(self.cap, self.base * 2 ** max(attempt - 1, 0))
+        ceiling = min(self.cap, self.base * 2 ** min(max(attempt - 1, 0), 64))
         return rng.uniform(0.0, ceiling)
 
 

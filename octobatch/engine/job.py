@@ -60,6 +60,13 @@ _FRESH_SUBMIT = (Action.SUBMIT, Action.REGENERATE, Action.RETRY)
 _TRANSIENT = (ConnectionFailed, Ambiguous, ServerError, RateLimited, TruncatedDownload)
 
 
+_WAITED_FOR = {
+    "provider_slot": "the provider's task limit for this key was reached",
+    "rate_limit": "the provider kept rate-limiting this key",
+    "outage": "the provider did not answer",
+}
+
+
 class Done(Exception):
     """Ends one job's work for this run; its outcome is already journaled and emitted."""
 
@@ -226,10 +233,15 @@ class JobRun:
         if reason is not None and reason != self._waiting_for:
             self.ctx.emit(ev.Waiting(job_id=self.job_id, reason=reason))
         self._waiting_for = reason
+        remaining = None if self.deadline is None else self.deadline - self.ctx.clock()
         try:
-            await self.gate.admit()
+            await asyncio.wait_for(self.gate.admit(), remaining)
         except Stopped as stop:
             self._give_up_submit(sent, f"not submitted: {stop}")
+        except asyncio.TimeoutError:
+            # The job's own bound (--timeout) also covers waiting to be submitted.
+            self._give_up_submit(sent, f"not submitted within {self.ctx.options.timeout:g} s "
+                                 f"(--timeout): {_WAITED_FOR.get(reason or '', 'waiting')}")
         self._waiting_for = None
 
     async def _after_nothing_created(self, then: Then, exc: ApiError, sent: int,
