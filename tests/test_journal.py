@@ -388,6 +388,12 @@ TRANSITIONS = st.one_of(
         "completed_at": TEXT,
     })),
     st.tuples(st.just("failed"), st.fixed_dictionaries({"code": TEXT, "message": st.text(max_size=20)})),
+    st.tuples(st.just("submitting"), st.fixed_dictionaries({"cost": st.floats(0, 10)})),
+    st.tuples(st.just("not_created"), st.fixed_dictionaries({"cost": st.floats(0, 10)})),
+    st.tuples(st.just("reviewed"), st.fixed_dictionaries({
+        "decision": st.sampled_from(["approved", "rejected", None]), "take": st.none(),
+        "at": TEXT,
+    })),
 )
 OPS = st.lists(st.one_of(
     st.tuples(st.just("put"), JOB_IDS, st.text(max_size=10)),
@@ -408,7 +414,11 @@ def test_any_sequence_of_changes_replays_to_the_same_state(tmp_path: Path, ops: 
             store.put(job_id, LockEntry(spec_hash=arg, model="omni-fast", spec={"prompt": arg}))
         elif op == "transition" and job_id in store.state.jobs:
             name, kwargs = arg
-            getattr(store, name)(job_id, **kwargs)
+            if name == "completed" and store.state.jobs[job_id].task_id is None:
+                with pytest.raises(ValueError, match="before a task id was recorded"):
+                    store.completed(job_id, **kwargs)
+            else:
+                getattr(store, name)(job_id, **kwargs)
         elif op == "remove" and job_id in store.state.jobs:
             store.remove(job_id)
         elif op == "sync":

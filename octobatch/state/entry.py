@@ -3,6 +3,10 @@
 Contract fields of each entry: spec_hash, model, status, task_id, video_url, output, sha256,
 bytes, attempts, error, submitted_at, completed_at. Extra fields: `spec` (the canonical request
 that was hashed, so `plan` can name changed fields), `idempotency_key`, `possible_duplicate`.
+Added by issues 10 and 11 (contract): `takes` (every result the job has had; the top-level
+fields describe the selected one, whose file is `<id>.mp4`), `review` (`decision`, `take`,
+`at`) and `spent` (what every submission sent for the job cost, counted when it was sent).
+They are written only once they hold something, so older lockfiles keep their exact bytes.
 
 Entries are frozen: a change is a new entry (`dataclasses.replace`, which mypy checks field by
 field), so a plan's steps can hold entries while the store moves on, and a snapshot of the
@@ -14,7 +18,10 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal
+
+Decision = Literal["approved", "rejected"]
+DECISIONS: tuple[Decision, ...] = ("approved", "rejected")
 
 
 class Status(str, enum.Enum):
@@ -25,6 +32,66 @@ class Status(str, enum.Enum):
     COMPLETED = "completed"  # provider said so AND the checked file is on disk
     FAILED = "failed"
     UNCERTAIN = "uncertain"  # the POST may have created a task we never heard about
+
+
+@dataclass(frozen=True)
+class Take:
+    """One result a job has had; `take` numbers them 1, 2, ... in the order they completed."""
+
+    take: int
+    task_id: str
+    output: str  # relative to the lockfile's directory: `<id>.mp4` if selected
+    sha256: str
+    bytes: int
+    spec_hash: str
+    completed_at: str
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            kind = int if f.name in ("take", "bytes") else str
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise TypeError(f"takes: {f.name}: expected {_NAMES[kind]}, got "
+                                f"{type(value).__name__}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Take:
+        if not isinstance(data, dict):
+            raise TypeError(f"takes: expected objects, got {type(data).__name__}")
+        missing = [f.name for f in fields(cls) if f.name not in data]
+        if missing:
+            raise ValueError(f"takes: missing {', '.join(missing)}")
+        return cls(**{f.name: data[f.name] for f in fields(cls)})
+
+
+@dataclass(frozen=True)
+class Review:
+    """A person's decision on a job (null: undecided), about take `take`, made `at`."""
+
+    decision: Decision | None
+    take: int | None
+    at: str  # ISO 8601 UTC
+
+    def __post_init__(self) -> None:
+        if self.decision is not None and self.decision not in DECISIONS:
+            raise ValueError(f"review: decision: {self.decision!r} is not one of approved, "
+                             "rejected, null")
+        if self.take is not None and (isinstance(self.take, bool) or not isinstance(self.take, int)):
+            raise TypeError(f"review: take: expected integer or null, got {type(self.take).__name__}")
+        if not isinstance(self.at, str):
+            raise TypeError(f"review: at: expected string, got {type(self.at).__name__}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"decision": self.decision, "take": self.take, "at": self.at}
+
+    @classmethod
+    def from_json(cls, data: Any) -> Review:
+        if not isinstance(data, dict):
+            raise TypeError(f"review: expected an object, got {type(data).__name__}")
+        return cls(decision=data.get("decision"), take=data.get("take"), at=data.get("at", ""))
 
 
 @dataclass(frozen=True)
@@ -44,6 +111,9 @@ class LockEntry:
     spec: Mapping[str, Any] = field(default_factory=dict)
     idempotency_key: str | None = None
     possible_duplicate: bool = False
+    takes: tuple[Take, ...] = ()
+    review: Review | None = None
+    spent: float = 0.0
 
     def __post_init__(self) -> None:
         # An entry is valid by construction, whether it came from a file, the journal or code.
@@ -56,11 +126,26 @@ class LockEntry:
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready copy: the store's snapshots and journal records never alias an entry."""
-        data = self.values()
-        data["status"] = self.status.value
-        data["spec"] = _copy_json(self.spec)
-        data["error"] = None if self.error is None else dict(self.error)
+        data = {name: encode_field(name, value) for name, value in self.values().items()}
+        for name in _UNTIL_SET:  # absent until they hold something: older files keep their bytes
+            if not data[name]:
+                del data[name]
         return data
+
+    @property
+    def selected(self) -> Take | None:
+        """The take the top-level fields describe (the newest unless a review chose one)."""
+        return next((t for t in self.takes if t.task_id == self.task_id
+                     and t.output == self.output), None)
+
+    def take_history(self) -> tuple[Take, ...]:
+        """Every result so far, counting a completed entry from before takes were recorded."""
+        if self.takes or self.status is not Status.COMPLETED:
+            return self.takes
+        if not (self.task_id and self.output and self.sha256 and self.bytes is not None):
+            return ()
+        return (Take(1, self.task_id, self.output, self.sha256, self.bytes, self.spec_hash,
+                     self.completed_at or ""),)
 
     @classmethod
     def from_json(cls, data: Any) -> LockEntry:
@@ -70,9 +155,7 @@ class LockEntry:
         for name in _REQUIRED:
             if name not in data:
                 raise ValueError(f"missing {name}")
-        values = {k: v for k, v in data.items() if k in FIELD_TYPES}
-        if "status" in values:
-            values["status"] = parse_status(values["status"])
+        values = {k: decode_field(k, v) for k, v in data.items() if k in FIELD_TYPES}
         return cls(**values)
 
 
@@ -82,6 +165,11 @@ class LockState:
 
     manifest: str  # manifest file name, relative to the lockfile's directory
     jobs: dict[str, LockEntry] = field(default_factory=dict)
+
+    @property
+    def spent(self) -> float:
+        """The manifest's recorded spend: every submission of every job it still records."""
+        return round(sum(entry.spent for entry in self.jobs.values()), 9)
 
 
 # --- validation ---------------------------------------------------------------------------
@@ -105,7 +193,11 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "spec": (Mapping,),
     "idempotency_key": _OPT_STR,
     "possible_duplicate": (bool,),
+    "takes": (tuple,),
+    "review": (Review, type(None)),
+    "spent": (int, float),
 }
+_UNTIL_SET = ("takes", "review", "spent")
 _REQUIRED = ("spec_hash", "model")
 _STATUS_VALUES = {s.value for s in Status}
 
@@ -135,6 +227,12 @@ def decode_field(name: str, value: Any) -> Any:
     """A JSON value for field `name` as the entry holds it (status words become `Status`)."""
     if name == "status":
         return parse_status(value)
+    if name == "takes":
+        if not isinstance(value, list):
+            raise TypeError(f"takes: expected a list, got {type(value).__name__}")
+        return tuple(Take.from_json(t) for t in value)
+    if name == "review" and value is not None:
+        return Review.from_json(value)
     check_field(name, value)
     return value
 
@@ -143,15 +241,22 @@ def encode_field(name: str, value: Any) -> Any:
     """The JSON value of entry field `name` (a copy for the nested ones)."""
     if isinstance(value, Status):
         return value.value
+    if isinstance(value, Review):
+        return value.to_json()
+    if name == "takes":
+        return [t.to_json() for t in value]
     if isinstance(value, Mapping):
         return _copy_json(value)
     return value
 
 
 def _type_names(types: tuple[type, ...]) -> str:
-    names = {str: "string", int: "integer", Mapping: "object", bool: "boolean",
-             type(None): "null", Status: "string"}
-    return " or ".join(names.get(t, t.__name__) for t in types)
+    return " or ".join(_NAMES.get(t, t.__name__) for t in types)
+
+
+_NAMES: dict[type, str] = {str: "string", int: "integer", float: "number", Mapping: "object",
+                           bool: "boolean", type(None): "null", Status: "string",
+                           tuple: "list", Review: "object"}
 
 
 def _copy_json(value: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import Any
 
 from octobatch.state import journal
 from octobatch.state.backend import Backend
-from octobatch.state.entry import LockEntry, LockState, Status
+from octobatch.state.entry import Decision, LockEntry, LockState, Review, Status, Take
 from octobatch.state.files import LocalFiles, explain, lock_path_for
 from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
 
@@ -63,6 +63,7 @@ class StateStore:
         self.lock_path = lock_path_for(manifest_path)
         self.lock_dir = self.lock_path.parent  # outputs are recorded relative to it
         self.state = state
+        self._spent = state.spent  # kept up to date per change: the cost cap reads it per POST
         self.bytes_written = 0  # journal appends plus lockfile rewrites
         self.fsyncs = 0  # journal fsyncs, counted so tests can check group commit
         self.compactions = 0
@@ -101,13 +102,29 @@ class StateStore:
 
     def pending(self, job_id: str, *, spec_hash: str, model: str, spec: Mapping[str, Any],
                 idempotency_key: str) -> LockEntry:
-        """A fresh entry for a job about to be submitted (new, changed, or retried)."""
-        return self.put(job_id, LockEntry(spec_hash=spec_hash, model=model, spec=spec,
-                                          idempotency_key=idempotency_key))
+        """A fresh entry for a job about to be submitted (new, changed, retried, replaced).
 
-    def submitting(self, job_id: str) -> LockEntry:
-        """Synced before the POST: a crash from here on means a task may exist."""
-        return self._change(job_id, status=Status.SUBMITTING)
+        What the job has had stays: its takes (an older completed entry becomes take 1), its
+        review and its recorded spend.
+        """
+        fresh = LockEntry(spec_hash=spec_hash, model=model, spec=spec,
+                          idempotency_key=idempotency_key)
+        old = self.state.jobs.get(job_id)
+        if old is not None:
+            fresh = replace(fresh, takes=old.take_history(), review=old.review, spent=old.spent)
+        return self.put(job_id, fresh)
+
+    def submitting(self, job_id: str, *, cost: float = 0.0) -> LockEntry:
+        """Synced before the POST: a crash from here on means a task may exist. The POST's
+        `cost` is counted now, with it, so no crash or rerun ever forgets a paid request."""
+        entry = self.state.jobs[job_id]
+        return self._change(job_id, status=Status.SUBMITTING, spent=_money(entry.spent + cost))
+
+    def not_created(self, job_id: str, *, cost: float) -> LockEntry:
+        """The provider certainly created nothing for the last POST (429, refused, 4xx):
+        take back the `cost` that `submitting` counted for it."""
+        entry = self.state.jobs[job_id]
+        return self._change(job_id, spent=_money(max(entry.spent - cost, 0.0)))
 
     def task_recorded(self, job_id: str, *, task_id: str, status: Status, attempts: int,
                       submitted_at: str) -> LockEntry:
@@ -136,10 +153,40 @@ class StateStore:
         return self._change(job_id, status=Status.RUNNING, error=None)
 
     def completed(self, job_id: str, *, video_url: str, output: str, sha256: str, bytes: int,
-                  completed_at: str) -> LockEntry:
-        """The whole file is on disk at `output` (relative to the lockfile), checked."""
+                  completed_at: str, moved: Mapping[int, str] | None = None) -> LockEntry:
+        """The whole file is on disk at `output` (relative to the lockfile), checked.
+
+        It becomes the job's newest take (or refreshes the take of the same task, after a
+        download again); `moved` says where earlier takes' files went (take -> output).
+        """
+        entry = self.state.jobs[job_id]
+        if entry.task_id is None:
+            raise ValueError(f"job {job_id!r}: completed before a task id was recorded")
+        take = Take(0, entry.task_id, output, sha256, bytes, entry.spec_hash, completed_at)
         return self._change(job_id, status=Status.COMPLETED, video_url=video_url, output=output,
-                            sha256=sha256, bytes=bytes, completed_at=completed_at, error=None)
+                            sha256=sha256, bytes=bytes, completed_at=completed_at, error=None,
+                            takes=_with_take(entry.take_history(), take, moved or {}))
+
+    def reviewed(self, job_id: str, *, decision: Decision | None, take: int | None,
+                 at: str) -> LockEntry:
+        """A person's decision about the job (and which take it is about)."""
+        entry = self.state.jobs[job_id]
+        if take is not None and take not in {t.take for t in entry.take_history()}:
+            raise ValueError(f"job {job_id!r} has no take {take}")
+        return self._change(job_id, review=Review(decision=decision, take=take, at=at))
+
+    def take_selected(self, job_id: str, take: int, moved: Mapping[int, str]) -> LockEntry:
+        """Take `take` is the job's result now: the top-level fields describe it. `moved`
+        says where the files went (take -> output; the selected one's is `<id>.mp4`)."""
+        entry = self.state.jobs[job_id]
+        takes = tuple(replace(t, output=moved.get(t.take, t.output))
+                      for t in entry.take_history())
+        chosen = next((t for t in takes if t.take == take), None)
+        if chosen is None:
+            raise ValueError(f"job {job_id!r} has no take {take}")
+        return self._change(job_id, takes=takes, task_id=chosen.task_id, output=chosen.output,
+                            sha256=chosen.sha256, bytes=chosen.bytes,
+                            completed_at=chosen.completed_at, video_url=None)
 
     def failed(self, job_id: str, code: str, message: str) -> LockEntry:
         return self._change(job_id, status=Status.FAILED, error={"code": code, "message": message})
@@ -149,7 +196,7 @@ class StateStore:
         record = journal.put_record(job_id, entry)  # a copy: the store never aliases callers
         stored = LockEntry.from_json(record["entry"])
         self._queue(record)
-        self.state.jobs[job_id] = stored
+        self._set(job_id, stored)
         return stored
 
     def remove(self, job_id: str) -> None:
@@ -157,7 +204,7 @@ class StateStore:
         if job_id not in self.state.jobs:
             raise KeyError(job_id)
         self._queue(journal.remove_record(job_id))
-        del self.state.jobs[job_id]
+        self._spent -= self.state.jobs.pop(job_id).spent
 
     def _change(self, job_id: str, **changes: Any) -> LockEntry:
         old = self.state.jobs[job_id]
@@ -165,8 +212,18 @@ class StateStore:
         record = journal.update_record(job_id, old, new)
         if record is not None:
             self._queue(record)
-            self.state.jobs[job_id] = new
+            self._set(job_id, new)
         return self.state.jobs[job_id]
+
+    def _set(self, job_id: str, entry: LockEntry) -> None:
+        old = self.state.jobs.get(job_id)
+        self._spent += entry.spent - (old.spent if old else 0.0)
+        self.state.jobs[job_id] = entry
+
+    @property
+    def spent(self) -> float:
+        """The manifest's recorded spend, as `state.spent` computes it, in O(1)."""
+        return _money(self._spent)
 
     def _queue(self, record: dict[str, Any]) -> None:
         if not self._open:
@@ -259,6 +316,18 @@ class StateStore:
             with self._io_lock:
                 self._backend.close()
                 self._open = False
+
+
+def _with_take(takes: tuple[Take, ...], new: Take, moved: Mapping[int, str]) -> tuple[Take, ...]:
+    kept = tuple(replace(t, output=moved.get(t.take, t.output)) for t in takes
+                 if t.task_id != new.task_id)
+    same = next((t for t in takes if t.task_id == new.task_id), None)
+    number = same.take if same else max((t.take for t in takes), default=0) + 1
+    return tuple(sorted((*kept, replace(new, take=number)), key=lambda t: t.take))
+
+
+def _money(value: float) -> float:
+    return round(value, 9)  # no float noise such as 0.30000000000000004 in the lockfile
 
 
 def _check_in_flight(status: Status) -> None:

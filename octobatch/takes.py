@@ -1,0 +1,52 @@
+"""Where each take's video lives: the selected one at `<id>.mp4`, every other at
+`<id>.take<N>.mp4`, beside it. A new result never overwrites an earlier one.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from octobatch.fsutil import open_dir
+from octobatch.state import LockEntry
+
+
+def take_file(final: Path, take: int) -> Path:
+    """`out/cat.mp4`, take 2 -> `out/cat.take2.mp4`."""
+    return final.with_name(f"{final.stem}.take{take}{final.suffix}")
+
+
+def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[int, str]:
+    """Before a new result of `entry`'s job goes to `final`, move the earlier take living there
+    to its own name; return take -> new output (relative to `lock_dir`) for the store.
+
+    Idempotent for a rerun after a crash: a file already moved is simply recorded. Raises
+    OSError (a read-only folder, a symlink planted at either name).
+    """
+    here = os.path.relpath(final, lock_dir)
+    moved: dict[int, str] = {}
+    for take in entry.take_history():
+        if take.output != here or take.task_id == entry.task_id:
+            continue  # elsewhere already, or the same task downloaded again
+        kept = take_file(final, take.take)
+        dir_fd = open_dir(final.parent)
+        try:
+            if _exists(final.name, dir_fd):
+                if _exists(kept.name, dir_fd):  # never lose either video
+                    raise FileExistsError(errno.EEXIST, f"{kept} exists, so take {take.take} "
+                                          "cannot be kept there; move it away", str(kept))
+                os.rename(final.name, kept.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+                os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+        moved[take.take] = os.path.relpath(kept, lock_dir)
+    return moved
+
+
+def _exists(name: str, dir_fd: int) -> bool:
+    try:
+        os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    except FileNotFoundError:
+        return False
+    return True
