@@ -25,6 +25,7 @@ from octobatch.download import (
     RESUME_AT_ONCE_BYTES,
     LocalWriteError,
     PermanentDownloadError,
+    local_error,
     name_fits,
     place,
 )
@@ -39,6 +40,7 @@ from octobatch.plan import Action, Step
 from octobatch.providers.base import Provider, TaskState, VideoStatus
 from octobatch.retry import POLL_CEILING_FACTOR, PollPacer
 from octobatch.state import LockEntry, StateStore, Status
+from octobatch.takes import keep_earlier_takes
 from octobatch.transport import (
     Ambiguous,
     ApiError,
@@ -284,16 +286,19 @@ class JobRun:
 
     async def _post(self, request: ApiRequest, key: str, sent: int) -> VideoStatus:
         """Send one submission and journal what its answer means before anything else."""
-        self.store.submitting(self.job_id)
+        cost = self._within_budget(sent)  # checked and counted with no await in between
+        self.store.submitting(self.job_id, cost=cost)
         try:
             await self.store.sync()
         except asyncio.CancelledError:
+            self.store.not_created(self.job_id, cost=cost)
             self._nothing_sent(sent)
             raise
         try:
             video = await self.provider.submit(request, key)
         except ApiError as exc:
             if submit_verdict(exc).nothing_created:
+                self.store.not_created(self.job_id, cost=cost)
                 self._nothing_sent(sent)
             else:
                 self.store.uncertain(self.job_id, attempts=sent + 1)
@@ -310,6 +315,30 @@ class JobRun:
         )
         await self.store.sync()
         return video
+
+    def _within_budget(self, sent: int) -> float:
+        """This POST's cost, or give up the job when it would pass `max_cost` (and stop all
+        submissions: the cap ends them, also for cheaper jobs after this one)."""
+        options, job = self.ctx.options, self.step.job
+        cost = options.cost_of(job) if options.cost_of and job else 0.0
+        cap = options.max_cost
+        if cap is None:
+            return cost or 0.0
+        if cost is None:
+            assert job is not None
+            self.gate.abandoned()  # admitted, never sent
+            self._unfinished(None, f"not submitted: model {job.model} has no price in "
+                             "settings.prices, so the cost cap cannot count it")
+        capped = any(reason.startswith(_CAPPED) for reason in self.ctx.stopped)
+        if not capped and self.store.spent + cost > cap + 1e-9:
+            self._stop(f"{_CAPPED}: {self.store.spent:g} spent, the next submission would pass "
+                       f"--max-cost {cap:g}; raise it (--max-cost or settings.max_cost) and "
+                       "rerun to submit the jobs still waiting")
+            capped = True
+        if capped:
+            self.gate.abandoned()
+            self._give_up_submit(sent, f"not submitted: {_CAPPED} (--max-cost {cap:g})")
+        return cost
 
     def _nothing_sent(self, sent: int) -> None:
         # As before the POST: pending, or uncertain if an earlier POST may have made a task.
@@ -469,7 +498,11 @@ class JobRun:
                                          "rerun to download it (the task is not resubmitted)")
                     await self._retry_wait("download", attempt, exc, task_id)
             try:
+                moved = keep_earlier_takes(self.store.state.jobs[self.job_id], final,
+                                           self.store.lock_dir)
                 place(partial, final)
+            except OSError as exc:  # keeping an earlier take's file failed
+                self._unfinished(task_id, str(local_error(exc, final)))
             except LocalWriteError as exc:
                 self._unfinished(task_id, str(exc))
         finally:
@@ -477,7 +510,7 @@ class JobRun:
                 partial.unlink()
         output = os.path.relpath(final, self.store.lock_dir)
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,
-                             bytes=got.bytes, completed_at=_now_iso())
+                             bytes=got.bytes, completed_at=_now_iso(), moved=moved)
         # Not awaited: losing this record in a crash costs a second download, never money,
         # and the next sync (another job's, or the end of the run) makes it durable anyway.
         self.ctx.emit(ev.Downloaded(job_id=self.job_id, task_id=task_id,
@@ -538,6 +571,9 @@ def _uncertain_message(sent: int) -> str:
     return (f"{sent} submissions got no clear answer, so the provider may hold one or more "
             "tasks for this job that octobatch never heard about; check the provider's "
             "dashboard before `--retry-failed` (which submits it again)")
+
+
+_CAPPED = "the cost cap is reached"
 
 
 def _now_iso() -> str:

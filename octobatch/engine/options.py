@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from octobatch.download import DownloadLimits
+from octobatch.jobs import JobSpec
 from octobatch.retry import DEFAULT_CONCURRENCY, DEFAULT_POLL_INTERVAL, RetryPolicy
 
 
@@ -22,6 +24,10 @@ class EngineOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     schema_dir: Path | None = None  # where the model files are (None: the shipped ones)
     download: DownloadLimits = field(default_factory=DownloadLimits.from_env)
+    # What one submission of a job costs, None when unpriced (None here: nothing is priced).
+    cost_of: Callable[[JobSpec], float | None] | None = None
+    # Submissions stop before the manifest's recorded spend would pass this.
+    max_cost: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,85 @@
+"""Takes and the cost cap through the real engine, against the simulator on loopback."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from engine_helpers import FAST, POLL, prompts_jobs, submits, write_manifest
+
+from octobatch.download import DownloadLimits
+from octobatch.engine import EngineOptions, RunResult
+from octobatch.jobs import JobSpec
+from octobatch.manifest import load_manifest
+from octobatch.progress import Event
+from octobatch.session import RunSession
+from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.state import Status, load_state
+
+
+async def run(sim: Simulator, path: Path, *, max_cost: float | None = None,
+              price: float | None = 1.0, concurrency: int = 1) -> tuple[RunResult, list[Event]]:
+    manifest = load_manifest(path)
+    events: list[Event] = []
+
+    def cost_of(job: JobSpec) -> float | None:
+        return price
+
+    options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
+                            poll_interval=POLL, retry=FAST, download=DownloadLimits(),
+                            cost_of=cost_of, max_cost=max_cost)
+    async with RunSession(manifest, sim.base_url, DEMO_KEY, options, events.append) as session:
+        result = await session.run(session.plan())
+    return result, events
+
+
+def named(events: list[Event], name: str) -> list[Any]:
+    return [e for e in events if e.name == name]
+
+
+async def test_the_cap_stops_submissions_finishes_the_rest_and_survives_reruns(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(5))
+    result, events = await run(simulator, path, max_cost=2.5)
+    assert (result.completed, result.unfinished) == (2, 3)  # a third would make 3.0 > 2.5
+    assert result.submissions_stopped == (
+        "the cost cap is reached: 2 spent, the next submission would pass --max-cost 2.5; "
+        "raise it (--max-cost or settings.max_cost) and rerun to submit the jobs still waiting")
+    assert len(named(events, "downloaded")) == 2  # what was submitted is finished
+    assert load_state(path).spent == 2.0 and len(submits(simulator)) == 2
+    # A rerun with the same cap spends nothing more: the spend is in the lockfile.
+    again, _ = await run(simulator, path, max_cost=2.5)
+    assert again.unfinished == 3 and len(submits(simulator)) == 2
+    raised, _ = await run(simulator, path, max_cost=5)
+    assert raised.ok and load_state(path).spent == 5.0 and len(submits(simulator)) == 5
+
+
+async def test_under_a_cap_an_unpriced_model_is_not_submitted(simulator: Simulator,
+                                                              tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(2))
+    result, events = await run(simulator, path, max_cost=10, price=None)
+    assert result.unfinished == 2 and not submits(simulator)
+    assert "has no price in settings.prices" in named(events, "unfinished")[0].reason
+    uncapped, _ = await run(simulator, path, price=None)  # without a cap: runs, counts nothing
+    assert uncapped.ok and load_state(path).spent == 0
+
+
+async def test_a_regenerated_job_keeps_its_previous_video_as_a_take(simulator: Simulator,
+                                                                    tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, [{"id": "cat", "prompt": "a cat"}])
+    await run(simulator, path)
+    first = (tmp_path / "out" / "cat.mp4").read_bytes()
+    path.write_text(path.read_text().replace("a cat", "a cat in the snow"))
+    result, _ = await run(simulator, path)
+    assert result.ok
+    entry = load_state(path).jobs["cat"]
+    assert [(t.take, t.output) for t in entry.takes] == [(1, "out/cat.take1.mp4"),
+                                                         (2, "out/cat.mp4")]
+    kept = (tmp_path / "out" / "cat.take1.mp4").read_bytes()
+    assert kept == first and hashlib.sha256(kept).hexdigest() == entry.takes[0].sha256
+    current = (tmp_path / "out" / "cat.mp4").read_bytes()
+    assert hashlib.sha256(current).hexdigest() == entry.sha256 == entry.takes[1].sha256
+    assert entry.takes[0].spec_hash != entry.takes[1].spec_hash == entry.spec_hash
+    assert entry.status is Status.COMPLETED and entry.spent == 2.0
