@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 from octobatch import plan as planning
 from octobatch.engine import EngineOptions, RunResult
 from octobatch.errors import UsageError
+from octobatch.jobs import JobSpec
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Plan
 from octobatch.progress import Emit, discard
@@ -150,9 +151,15 @@ def engine_options(
     deadline: float | None = None,
     prune: bool = False,
     simulate: bool = False,
+    max_cost: float | None = None,
 ) -> EngineOptions:
     """Call arguments (CLI flags) win over the manifest's settings, which win over defaults."""
     settings = manifest.settings
+
+    def cost_of(job: JobSpec) -> float | None:  # one submission, from the user's prices
+        price = settings.prices.get(job.model)
+        return None if price is None else price.of(job.seconds)
+
     default_interval = SIMULATE_POLL_INTERVAL if simulate else DEFAULT_POLL_INTERVAL
     return EngineOptions(
         output_dir=manifest.output_dir,
@@ -161,6 +168,8 @@ def engine_options(
         timeout=timeout or settings.timeout,
         deadline=deadline,
         prune=prune,
+        cost_of=cost_of,
+        max_cost=max_cost if max_cost is not None else settings.max_cost,
     )
 
 

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from octobatch import __version__
-from octobatch.argtypes import positive_float, positive_int, webhook_url
+from octobatch.argtypes import non_negative, positive_float, positive_int, webhook_url
 from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
 
 # Commands that take exactly one manifest: a second positional is a mistake worth explaining.
@@ -46,8 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     only = argparse.ArgumentParser(add_help=False)
     only.add_argument("--only", action="append", metavar="GLOB",
                       help="only the jobs whose id matches this shell-style glob (repeatable)")
+    retake = argparse.ArgumentParser(add_help=False)
+    retake.add_argument("--replace", action="append", metavar="GLOB",
+                        help="generate these completed jobs again as a new take; the current "
+                             "video is kept (repeatable)")
+    retake.add_argument("--replace-rejected", action="store_true",
+                        help="generate the jobs rejected in review again as a new take")
 
-    p = sub.add_parser("plan", parents=[allow_outside, only],
+    p = sub.add_parser("plan", parents=[allow_outside, only, retake],
                        help="show what a run would do, why, and what it costs")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -59,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ask the provider for the key's remaining quota and expiry")
     p.add_argument("--base-url", metavar="URL", help="API base URL for --check-key")
 
-    p = sub.add_parser("run", parents=[allow_outside, only],
+    p = sub.add_parser("run", parents=[allow_outside, only, retake],
                        help="submit, poll and download every job")
     p.add_argument("manifests", nargs="+", metavar="MANIFEST")
     p.add_argument("--base-url", metavar="URL", help="API base URL (env OCTOBATCH_BASE_URL)")
@@ -71,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s go (overrides the manifest)")
     p.add_argument("--retry-failed", action="store_true", help="resubmit jobs that failed before")
     p.add_argument("--prune", action="store_true", help="drop orphaned jobs from the lockfile")
+    p.add_argument("--max-cost", type=non_negative, metavar="AMOUNT",
+                   help="stop submitting before the recorded spend would pass AMOUNT "
+                        "(settings.max_cost)")
     p.add_argument("--simulate", action="store_true", help="run against the built-in simulator")
     p.add_argument("-y", "--yes", action="store_true",
                    help="do not ask before spending (the question comes only on a terminal)")

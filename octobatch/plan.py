@@ -7,6 +7,7 @@ so the rules themselves are tested without files.
 from __future__ import annotations
 
 import enum
+import fnmatch
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ class Action(str, enum.Enum):
     UNCERTAIN = "uncertain"
     ORPHAN = "orphan"
 
+
+# How a regeneration of a completed job says that its video is not lost.
+_KEPT = "; a new take, the current video is kept as an earlier take"
 
 # Actions that create (or may have created) a paid generation.
 COSTLY = frozenset({Action.SUBMIT, Action.REGENERATE, Action.RETRY, Action.UNCERTAIN})
@@ -76,9 +80,17 @@ def make_plan(
     outputs: Mapping[str, int | None],
     *,
     retry_failed: bool = False,
+    replace: Sequence[str] = (),
+    replace_rejected: bool = False,
 ) -> Plan:
-    """One step per job (manifest order), then one per lockfile entry no job claims."""
-    steps = [_step(job, state.jobs.get(job.id), outputs.get(job.id), retry_failed) for job in jobs]
+    """One step per job (manifest order), then one per lockfile entry no job claims.
+
+    `replace` (shell-style globs on job ids) and `replace_rejected` regenerate completed jobs
+    as a new take; the current video is kept as an earlier take.
+    """
+    steps = [_step(job, state.jobs.get(job.id), outputs.get(job.id), retry_failed,
+                   _replacement(job.id, state.jobs.get(job.id), replace, replace_rejected))
+             for job in jobs]
     wanted = {job.id for job in jobs}
     steps.extend(
         Step(job_id, Action.ORPHAN, "not in the manifest; kept until run --prune", None, entry)
@@ -88,7 +100,20 @@ def make_plan(
     return Plan(tuple(steps))
 
 
-def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool) -> Step:
+def _replacement(job_id: str, entry: LockEntry | None, globs: Sequence[str],
+                 rejected: bool) -> str | None:
+    """Why a completed job is to be generated again although nothing changed, if it is."""
+    if entry is None or entry.status is not Status.COMPLETED:
+        return None
+    if any(fnmatch.fnmatchcase(job_id, glob) for glob in globs):
+        return "replacement requested (--replace)"
+    if rejected and entry.review is not None and entry.review.decision == "rejected":
+        return "rejected in review (--replace-rejected)"
+    return None
+
+
+def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool,
+          replacement: str | None = None) -> Step:
     def step(action: Action, reason: str, changed: tuple[str, ...] = ()) -> Step:
         return Step(job.id, action, reason, job, entry, changed)
 
@@ -98,6 +123,8 @@ def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_fail
         changed = changed_fields(job.canonical, entry.spec)
         what = ", ".join(changed) if changed else "the spec"
         return step(Action.REGENERATE, f"changed: {what}", changed)
+    if replacement is not None:
+        return step(Action.REGENERATE, replacement + _KEPT)
     status = entry.status
     if status is Status.COMPLETED:
         if on_disk is not None and on_disk == entry.bytes:
@@ -137,7 +164,9 @@ def observe_outputs(lock_dir: Path, state: LockState) -> dict[str, int | None]:
     return sizes
 
 
-def plan_manifest(manifest: Manifest, state: LockState, *, retry_failed: bool = False) -> Plan:
+def plan_manifest(manifest: Manifest, state: LockState, *, retry_failed: bool = False,
+                  replace: Sequence[str] = (), replace_rejected: bool = False) -> Plan:
     """`make_plan` for a loaded manifest, with its output files looked at on disk."""
     outputs = observe_outputs(manifest.lock_path.parent, state)
-    return make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed)
+    return make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed, replace=replace,
+                     replace_rejected=replace_rejected)

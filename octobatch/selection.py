@@ -22,7 +22,8 @@ def only(plan: Plan, globs: Sequence[str] | None) -> Plan:
     return replace(plan, steps=tuple(s for s in plan.steps if matches(s.job_id, globs)))
 
 
-def check_globs(globs: Sequence[str] | None, ids: Iterable[str], where: str) -> None:
+def check_globs(globs: Sequence[str] | None, ids: Iterable[str], where: str,
+                flag: str = "--only") -> None:
     """A glob that matches no job is a typo until proven otherwise: say so before any work."""
     if not globs:
         return
@@ -31,5 +32,5 @@ def check_globs(globs: Sequence[str] | None, ids: Iterable[str], where: str) -> 
     if unmatched:
         sample = ", ".join(known[:5]) + (", ..." if len(known) > 5 else "")
         raise UsageError(
-            f"--only {' '.join(repr(g) for g in unmatched)} matches no job in {where} "
+            f"{flag} {' '.join(repr(g) for g in unmatched)} matches no job in {where} "
             f"(job ids: {sample or 'none'}); globs are shell-style: * ? [abc]")

@@ -11,7 +11,7 @@ written.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from types import TracebackType
 
@@ -80,9 +80,11 @@ class RunSession:
             raise RuntimeError("RunSession used outside 'async with'")
         return self._engine
 
-    def plan(self, *, retry_failed: bool = False) -> planning.Plan:
+    def plan(self, *, retry_failed: bool = False, replace: Sequence[str] = (),
+             replace_rejected: bool = False) -> planning.Plan:
         """What this run will do, from the state as this session opened it."""
-        return planning.plan_manifest(self.manifest, self.store.state, retry_failed=retry_failed)
+        return planning.plan_manifest(self.manifest, self.store.state, retry_failed=retry_failed,
+                                      replace=replace, replace_rejected=replace_rejected)
 
     async def run(self, plan: planning.Plan) -> RunResult:
         return await self.engine.run(plan)

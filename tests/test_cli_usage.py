@@ -28,9 +28,9 @@ def usage_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 def test_a_second_manifest_shows_the_commands_usage(capsys: pytest.CaptureFixture[str]) -> None:
     assert usage_error(["plan", "a.yaml", "b.yaml"], capsys) == (
         "usage: octobatch plan [-h] [--allow-outside-files] [--allow-outside-output]\n"
-        "                      [--only GLOB] [--json] [--retry-failed]\n"
-        "                      [--output-dir DIR] [--exit-code] [--check-key]\n"
-        "                      [--base-url URL]\n"
+        "                      [--only GLOB] [--replace GLOB] [--replace-rejected]\n"
+        "                      [--json] [--retry-failed] [--output-dir DIR]\n"
+        "                      [--exit-code] [--check-key] [--base-url URL]\n"
         "                      MANIFEST\n"
         "octobatch plan: error: unrecognized arguments: b.yaml "
         "(plan takes one MANIFEST; call it once per manifest)\n")

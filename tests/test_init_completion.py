@@ -82,7 +82,8 @@ def _complete(words: list[str], tmp_path: Path) -> list[str]:
 def test_bash_completes_commands_flags_choices_and_files(tmp_path: Path) -> None:
     (tmp_path / "spring.yaml").write_text("version: 1\n")
     assert _complete(["octobatch", "pl"], tmp_path) == ["plan"]
-    assert _complete(["octobatch", "run", "--re"], tmp_path) == ["--retry-failed"]
+    assert _complete(["octobatch", "run", "--re"], tmp_path) == [
+        "--replace", "--replace-rejected", "--retry-failed"]
     assert _complete(["octobatch", "completion", ""], tmp_path) == ["bash", "fish", "zsh"]
     assert _complete(["octobatch", "plan", "spr"], tmp_path) == ["spring.yaml"]
 

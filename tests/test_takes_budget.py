@@ -83,3 +83,55 @@ async def test_a_regenerated_job_keeps_its_previous_video_as_a_take(simulator: S
     assert hashlib.sha256(current).hexdigest() == entry.sha256 == entry.takes[1].sha256
     assert entry.takes[0].spec_hash != entry.takes[1].spec_hash == entry.spec_hash
     assert entry.status is Status.COMPLETED and entry.spent == 2.0
+
+
+def cli_project(tmp_path: Path, monkeypatch: Any, settings: dict[str, Any] | None = None) -> Path:
+    monkeypatch.delenv("OCTOPUSX_API_KEY", raising=False)
+    monkeypatch.setenv("OCTOBATCH_SIMULATE_LATENCY", "0.05")
+    path = write_manifest(tmp_path, prompts_jobs(3))
+    if settings:
+        import yaml
+
+        doc = yaml.safe_load(path.read_text())
+        doc["settings"] = settings
+        path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_replace_plans_and_runs_a_new_take(tmp_path: Path, monkeypatch: Any,
+                                           capsys: Any) -> None:
+    from octobatch.cli import main
+
+    path = cli_project(tmp_path, monkeypatch)
+    fast = ["--simulate", "--quiet", "--poll-interval", "0.02"]
+    assert main(["run", str(path), *fast]) == 0
+    first = (tmp_path / "out" / "clip-1.mp4").read_bytes()
+    capsys.readouterr()
+    assert main(["plan", str(path), "--replace", "clip-1"]) == 0
+    out = capsys.readouterr().out
+    assert ("clip-1  omni-fast    8s  replacement requested (--replace); a new take, the current video is "
+            "kept as an earlier take") in out
+    assert main(["plan", str(path), "--replace", "nope-*"]) == 2
+    assert "--replace 'nope-*' matches no job in" in capsys.readouterr().err
+    assert main(["run", str(path), "--replace", "clip-1", *fast]) == 0
+    entry = load_state(path).jobs["clip-1"]
+    assert [t.take for t in entry.takes] == [1, 2] and entry.spec_hash == entry.takes[0].spec_hash
+    assert (tmp_path / "out" / "clip-1.take1.mp4").read_bytes() == first
+    assert [t.take for t in load_state(path).jobs["clip-0"].takes] == [1]  # others untouched
+
+
+def test_max_cost_from_the_command_line_and_the_manifest(tmp_path: Path, monkeypatch: Any,
+                                                         capsys: Any) -> None:
+    from octobatch.cli import main
+
+    path = cli_project(tmp_path, monkeypatch, {"prices": {"omni-fast": {"per_job": 1}},
+                                               "currency": "USD", "max_cost": 1.5})
+    fast = ["--simulate", "--quiet", "--poll-interval", "0.02", "--concurrency", "1"]
+    assert main(["run", str(path), *fast]) == 1
+    err = capsys.readouterr().err
+    assert ("submissions were stopped: the cost cap is reached: 1 spent, the next submission "
+            "would pass --max-cost 1.5; raise it (--max-cost or settings.max_cost)") in err
+    assert load_state(path).spent == 1.0
+    assert main(["run", str(path), "--max-cost", "3", *fast]) == 0  # the flag wins
+    assert load_state(path).spent == 3.0
+    assert main(["run", str(path), "--max-cost", "-1", *fast]) == 2

@@ -59,8 +59,12 @@ def main(args: argparse.Namespace) -> int:
         allow_outside_output=args.allow_outside_output,
     )
     check_globs(args.only, [job.id for job in manifest.jobs], str(manifest.path))
+    check_globs(args.replace, [job.id for job in manifest.jobs], str(manifest.path),
+                flag="--replace")
     state = load_state(manifest.path)
-    plan = only(plan_manifest(manifest, state, retry_failed=args.retry_failed), args.only)
+    plan = only(plan_manifest(manifest, state, retry_failed=args.retry_failed,
+                              replace=args.replace or (), replace_rejected=args.replace_rejected),
+                args.only)
     cost = manifest_estimate(manifest, plan, state)
     key = _check_key(args) if args.check_key else None
     if args.json:  # compact: a plan can hold 10,000 steps, and jq pretty-prints on demand

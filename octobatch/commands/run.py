@@ -38,6 +38,8 @@ def main(args: argparse.Namespace) -> int:
                                allow_outside_output=args.allow_outside_output,
                                output_dir=output_dir)
     check_globs(args.only, (job.id for m in manifests for job in m.jobs), ", ".join(args.manifests))
+    check_globs(args.replace, (job.id for m in manifests for job in m.jobs),
+                ", ".join(args.manifests), flag="--replace")
     api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
     try:
         return asyncio.run(_run_all(args, manifests, api_key))
@@ -76,7 +78,7 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                 options = engine_options(
                     manifest, concurrency=args.concurrency, poll_interval=args.poll_interval,
                     timeout=args.timeout, deadline=args.deadline, prune=args.prune,
-                    simulate=args.simulate)
+                    simulate=args.simulate, max_cost=args.max_cost)
                 emit = make_listener(out, json_lines=args.json, quiet=args.quiet)
                 interrupted: RunResult | None = None
                 result: RunResult | None = None
@@ -114,7 +116,8 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
 async def _run_one(session: RunSession, args: argparse.Namespace,
                    say: IO[str], base_url: str) -> RunResult | None:
     manifest = session.manifest
-    plan = only(session.plan(retry_failed=args.retry_failed), args.only)
+    plan = only(session.plan(retry_failed=args.retry_failed, replace=args.replace or (),
+                             replace_rejected=args.replace_rejected), args.only)
     idle = {Action.SKIP} | ({Action.ORPHAN} if not args.prune else set())
     if all(step.action in idle for step in plan.steps):
         if not args.quiet:

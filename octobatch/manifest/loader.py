@@ -42,6 +42,7 @@ class Settings:
     timeout: float | None = None
     prices: Mapping[str, Price] = dataclasses.field(default_factory=dict)  # model -> price (plan's costs)
     currency: str | None = None
+    max_cost: float | None = None  # cap on the recorded spend (issue 10); --max-cost wins
 
 
 @dataclass(frozen=True)
@@ -330,4 +331,5 @@ def _settings(raw: Mapping[str, Any]) -> Settings:
         prices={model: Price.from_manifest(price)
                 for model, price in (raw.get("prices") or {}).items()},
         currency=raw.get("currency"),
+        max_cost=number("max_cost"),
     )
