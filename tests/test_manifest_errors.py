@@ -166,7 +166,7 @@ jobs:
         "m.yaml:3:25: settings.concurrency: must be at least 1, got 0",
         "m.yaml:3:43: settings.poll_interval: must be a number, not a string",
         ("m.yaml:3:46: settings.bogus: unknown field (known fields: concurrency, poll_interval, "
-        "timeout, models_dir, prices, currency)"),
+        "timeout, models_dir, prices, currency, max_cost)"),
         "m.yaml:4:13: output_dir: must be a string, not a number",
         "m.yaml:5:30: defaults.id: id and matrix belong on a job, not in defaults",
         ("m.yaml:5:46: defaults.seconds: must be a whole number of seconds from 4 to 30, got 99 "

@@ -72,6 +72,7 @@ job 'hero' of spring.yaml
   error      -
   takes      -
   cost       0.40 USD per generation
+  spent      0.00 USD
   next run   skip: up to date"""
     uri_length = len("data:image/png;base64,") + len(base64.b64encode(png_bytes() + bytes(3000)))
     assert request == f"""\
