@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -62,12 +62,15 @@ def run(
     prune: bool = False,
     on_event: Emit | None = None,
     simulate: bool = False,
+    max_cost: float | None = None,
+    replace: Sequence[str] = (),
 ) -> RunResult:
     """Run `manifest` to the end (blocking) and return the tally; see `run_async`."""
     return asyncio.run(run_async(
         manifest, base_url=base_url, api_key=api_key, concurrency=concurrency,
         poll_interval=poll_interval, timeout=timeout, deadline=deadline,
         retry_failed=retry_failed, prune=prune, on_event=on_event, simulate=simulate,
+        max_cost=max_cost, replace=replace,
     ))
 
 
@@ -84,6 +87,8 @@ async def run_async(
     prune: bool = False,
     on_event: Emit | None = None,
     simulate: bool = False,
+    max_cost: float | None = None,
+    replace: Sequence[str] = (),
 ) -> RunResult:
     """Submit, poll and download every job of `manifest` that needs it; resume on a rerun.
 
@@ -91,17 +96,19 @@ async def run_async(
     `OCTOPUSX_API_KEY`. `simulate=True` runs against a simulator started for this call (no key,
     no network). `concurrency`, `poll_interval` and `timeout` override the manifest's
     `settings`; `deadline` (seconds) bounds the whole run: jobs still waiting then are left
-    unfinished, to be resumed. Raises `ManifestError` for an invalid manifest, `UsageError`
+    unfinished, to be resumed. `max_cost` caps the recorded spend (default
+    `settings.max_cost`); `replace` (globs on job ids) generates those completed jobs again as
+    new takes. Raises `ManifestError` for an invalid manifest, `UsageError`
     without a usable key or base URL, `StateError` if another run holds the manifest's lock.
     """
     manifest = _as_manifest(manifest)
     key = resolve_api_key(api_key, base_url=base_url, simulate=simulate)
     options = engine_options(manifest, concurrency=concurrency, poll_interval=poll_interval,
                              timeout=timeout, deadline=deadline, prune=prune,
-                             simulate=simulate)
+                             simulate=simulate, max_cost=max_cost)
     async with endpoint(base_url, key, simulate) as (url, endpoint_key), \
             RunSession(manifest, url, endpoint_key, options, on_event or discard) as session:
-        return await session.run(session.plan(retry_failed=retry_failed))
+        return await session.run(session.plan(retry_failed=retry_failed, replace=replace))
 
 
 def resolve_api_key(api_key: str | None, *, base_url: str | None, simulate: bool) -> str:
