@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from octobatch.fsutil import open_dir
-from octobatch.state import LockEntry
+from octobatch.state import LockEntry, StateStore
 
 
 def take_file(final: Path, take: int) -> Path:
@@ -50,3 +50,38 @@ def _exists(name: str, dir_fd: int) -> bool:
     except FileNotFoundError:
         return False
     return True
+
+
+def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
+    """Make take `take` the job's result: its file becomes the selected name (`<id>.mp4`),
+    the one there now moves to its own take name, and the top-level fields follow.
+
+    Both renames happen before the record, so a crash in between leaves every video on disk
+    (the next `plan` downloads the selected one again at worst). Raises ValueError for an
+    unknown take, OSError when a file cannot be moved.
+    """
+    entry = store.state.jobs[job_id]
+    takes = {t.take: t for t in entry.take_history()}
+    if take not in takes:
+        raise ValueError(f"job {job_id!r} has no take {take}")
+    current = entry.selected or next(
+        (t for t in takes.values() if t.output == entry.output), None)
+    if current is None or entry.output is None:
+        raise ValueError(f"job {job_id!r} has no selected take to swap with")
+    if current.take == take:
+        return entry
+    lock_dir = store.lock_dir
+    final = lock_dir / entry.output
+    aside = take_file(final, current.take)
+    chosen = lock_dir / takes[take].output
+    dir_fd = open_dir(final.parent)
+    try:
+        if _exists(final.name, dir_fd) and not _exists(aside.name, dir_fd):
+            os.rename(final.name, aside.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        if chosen.parent == final.parent and _exists(chosen.name, dir_fd):
+            os.rename(chosen.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return store.take_selected(job_id, take, {current.take: os.path.relpath(aside, lock_dir),
+                                              take: os.path.relpath(final, lock_dir)})

@@ -15,7 +15,7 @@ from octobatch.manifest import load_manifest
 from octobatch.progress import Event
 from octobatch.session import RunSession
 from octobatch.simulator import DEMO_KEY, Simulator
-from octobatch.state import Status, load_state
+from octobatch.state import StateStore, Status, load_state
 
 
 async def run(sim: Simulator, path: Path, *, max_cost: float | None = None,
@@ -135,3 +135,28 @@ def test_max_cost_from_the_command_line_and_the_manifest(tmp_path: Path, monkeyp
     assert main(["run", str(path), "--max-cost", "3", *fast]) == 0  # the flag wins
     assert load_state(path).spent == 3.0
     assert main(["run", str(path), "--max-cost", "-1", *fast]) == 2
+
+
+async def test_selecting_an_earlier_take_swaps_the_files_and_the_top_level(
+    simulator: Simulator, tmp_path: Path
+) -> None:
+    from octobatch.takes import select_take
+
+    path = write_manifest(tmp_path, [{"id": "cat", "prompt": "a cat"}])
+    await run(simulator, path)
+    first = (tmp_path / "out" / "cat.mp4").read_bytes()
+    path.write_text(path.read_text().replace("a cat", "a cat in the snow"))
+    await run(simulator, path)
+    second = (tmp_path / "out" / "cat.mp4").read_bytes()
+    store = StateStore.open(path)
+    entry = select_take(store, "cat", 1)
+    store.close()
+    assert (tmp_path / "out" / "cat.mp4").read_bytes() == first
+    assert (tmp_path / "out" / "cat.take2.mp4").read_bytes() == second
+    assert not (tmp_path / "out" / "cat.take1.mp4").exists()
+    assert entry.sha256 == hashlib.sha256(first).hexdigest() and entry.output == "out/cat.mp4"
+    assert [(t.take, t.output) for t in load_state(path).jobs["cat"].takes] == [
+        (1, "out/cat.mp4"), (2, "out/cat.take2.mp4")]
+    # The next plan keeps the chosen take: the file in place matches the recorded one.
+    result, _ = await run(simulator, path)
+    assert result.ok and len(submits(simulator)) == 2
