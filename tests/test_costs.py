@@ -118,6 +118,10 @@ def test_a_bad_price_is_a_manifest_error_with_its_place(
     assert "settings.prices.omni-fast.per_second: must be at least 0, got -1\n" in err, err
     assert ("settings.prices.jimeng-video-3.0: a price is {per_second: N} and/or {per_job: N}, "
             "each a number of 0 or more") in err, err
+    path = write(tmp_path, {"prices": {"omni-fast": {"per_second": 1e308}}})  # 8 s: inf
+    assert main(["plan", str(path), "--json"]) == 2
+    assert "settings.prices.omni-fast.per_second: must be at most 1000000000000, got 1e+308" \
+        in capsys.readouterr().err
 
 
 def test_prices_add_up_and_small_amounts_keep_their_digits() -> None:

@@ -72,7 +72,7 @@ def main(args: argparse.Namespace) -> int:
         if key is not None:
             document["key"] = key.to_json() if isinstance(key, KeyQuota) else {
                 "ok": False, "error": key}
-        sys.stdout.write(json.dumps(document, ensure_ascii=False) + "\n")
+        sys.stdout.write(json.dumps(document, ensure_ascii=False, allow_nan=False) + "\n")
     else:
         sys.stdout.write(render(manifest, plan, cost, colour=use_colour()))
         if key is not None:
