@@ -129,3 +129,13 @@ def test_prices_add_up_and_small_amounts_keep_their_digits() -> None:
     assert Price(per_second=0.05).of(None) is None  # length unknown: unpriced, not zero
     assert amount(0.0125, "USD") == "0.0125 USD"
     assert amount(2.5, "") == "2.50"
+
+
+def test_a_price_for_an_unknown_model_is_a_typo(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, {"prices": {"omni_fast": {"per_second": 0.05}}}, JOBS[:1])
+    assert main(["plan", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"{path}:12:5: settings.prices.omni_fast: unknown model 'omni_fast'; "
+                          "known models: ")
+    assert err.endswith(" (did you mean 'omni-fast'?)\n1 error found\n")

@@ -29,7 +29,15 @@ from octobatch.manifest.report import Reporter
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
 from octobatch.models import MODELS_PATH_ENV, Model, manifest_models
-from octobatch.schemas import default_schema_dir, document_validator, field_label, kind, problems
+from octobatch.schemas import (
+    default_schema_dir,
+    did_you_mean,
+    document_validator,
+    field_label,
+    kind,
+    problems,
+    show,
+)
 from octobatch.state import lock_path_for
 
 
@@ -235,6 +243,7 @@ class _Loader:
                     if spec is not None:
                         specs.append(spec)
         self.defaults.check(self.models, self.reporter)
+        self.check_prices()
         folder = self.output_dir(self.data.get("output_dir"), output_dir)
         if self.reporter:
             raise self.reporter.error()
@@ -266,6 +275,18 @@ class _Loader:
             self.reporter.report(("jobs",), f"the entries expand to {total:,} jobs; at most "
                                  f"{limit:,} per manifest", field="jobs", hint=hint, at_key=True)
         return False
+
+    def check_prices(self) -> None:
+        """A price for a model octobatch does not know is a typo that leaves jobs unpriced."""
+        settings = self.data.get("settings")
+        prices = settings.get("prices") if isinstance(settings, dict) else None
+        known = ", ".join(sorted(self.models))
+        for name in prices if isinstance(prices, dict) else ():
+            if name not in self.models:
+                self.reporter.report(("settings", "prices", name),
+                                     f"unknown model {show(name)}; known models: {known}",
+                                     field=f"settings.prices.{name}", at_key=True,
+                                     hint=did_you_mean(str(name), self.models))
 
     def check_document(self) -> set[int]:
         """Report shape problems; returns the indexes of entries too broken to expand."""
