@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from octobatch.plan import Plan, Step
+    from octobatch.state import LockState
 
 
 @dataclass(frozen=True)
@@ -89,10 +90,9 @@ def estimate(plan: Plan, prices: Mapping[str, Price], currency: str | None,
     return Estimate(per_step, by_model, total, unpriced, spent, currency or "", bool(prices))
 
 
-def recorded_spend(state: Any) -> float:
-    """What the lockfile says this manifest has spent so far (0 until spend is recorded)."""
-    spent = getattr(state, "spent", None)
-    return float(spent) if isinstance(spent, (int, float)) else 0.0
+def recorded_spend(state: LockState) -> float:
+    """What the lockfile says this manifest has spent so far: every submission it counted."""
+    return float(state.spent)
 
 
 def amount(value: float, currency: str) -> str:

@@ -139,3 +139,25 @@ def test_a_price_for_an_unknown_model_is_a_typo(tmp_path: Path,
     assert err.startswith(f"{path}:12:5: settings.prices.omni_fast: unknown model 'omni_fast'; "
                           "known models: ")
     assert err.endswith(" (did you mean 'omni-fast'?)\n1 error found\n")
+
+
+def test_plan_and_show_report_what_the_lockfile_records_as_spent(
+    simulator_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str]
+) -> None:
+    from octobatch.simulator import DEMO_KEY
+
+    server = simulator_thread()
+    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
+    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
+    path = write(tmp_path, PRICES)
+    assert main(["run", str(path), "--only", "intro-*", "--quiet", "--poll-interval", "0.02"]) == 0
+    capsys.readouterr()
+    code, out = plan(capsys, str(path), "--json")
+    assert json.loads(out)["cost"] == {"total": 0.45, "currency": "USD", "unpriced_jobs": 1,
+                                       "spent": 0.6}
+    code, out = plan(capsys, str(path))
+    assert out.endswith("; already spent: 0.60 USD\n")
+    assert main(["show", str(path), "intro-b", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["cost"], shown["spent"]) == (0.2, 0.2)

@@ -22,7 +22,7 @@ from octobatch.manifest import Manifest, load_manifest
 from octobatch.paths import absolute, shown
 from octobatch.plan import COSTLY, Action, Plan, Step, plan_manifest
 from octobatch.selection import check_globs, only
-from octobatch.state import load_state
+from octobatch.state import LockState, load_state
 
 # Groups in the order a reader cares about: what costs money first, what needs nothing last.
 ORDER = (
@@ -81,7 +81,7 @@ def main(args: argparse.Namespace) -> int:
     return EXIT_WORK if args.exit_code and plan.costly() else EXIT_OK
 
 
-def manifest_estimate(manifest: Manifest, plan: Plan, state: Any) -> Estimate:
+def manifest_estimate(manifest: Manifest, plan: Plan, state: LockState) -> Estimate:
     settings = manifest.settings
     return estimate(plan, settings.prices, settings.currency, recorded_spend(state))
 

@@ -77,13 +77,11 @@ def collect(manifest: Manifest, job_id: str, *, base_url: str | None = None) -> 
 
 
 def _takes(entry: LockEntry | None) -> list[Any]:
-    takes = getattr(entry, "takes", None) or []  # recorded once regenerations keep takes
-    return [t.to_json() if hasattr(t, "to_json") else dict(t) for t in takes]
+    return [take.to_json() for take in entry.takes] if entry is not None else []
 
 
 def _spent(entry: LockEntry | None) -> float | None:
-    spent = getattr(entry, "spent", None)  # recorded once submissions count their cost
-    return float(spent) if isinstance(spent, (int, float)) else None
+    return float(entry.spent) if entry is not None else None
 
 
 def _request(job: JobSpec, entry: LockEntry | None, base_url: str | None) -> dict[str, Any]:
