@@ -57,6 +57,9 @@ class JobSpec:
     # The canonical, JSON-safe form that was hashed; local files appear as "sha256:<hex>"
     # references. Stored in the lockfile so `plan` can name the fields that changed.
     canonical: Mapping[str, Any] = field(default_factory=dict)
+    # `takes: N`: how many independent generations of this spec the job asks for. Not part of
+    # the spec hash: raising it asks for more takes of the same video, not a different one.
+    takes: int = 1
 
     @property
     def prompt(self) -> str:

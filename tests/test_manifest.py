@@ -209,3 +209,39 @@ jobs:
     jobs = jobs_by_id(path)
     assert {job.model for job in jobs.values()} == {"jimeng-video-3.0", "jimeng-video-2.0"}
     assert set(jobs) == {"m-jimeng-video-3.0", "m-jimeng-video-2.0"}
+
+
+def test_takes_on_a_job_or_in_defaults_is_not_part_of_the_spec(tmp_path: Path) -> None:
+    path = write(tmp_path, """\
+version: 1
+defaults: {model: omni-fast, seconds: 8, aspect_ratio: "16:9", takes: 2}
+jobs:
+  - {id: a, prompt: x}
+  - {id: b, prompt: y, takes: 5}
+  - {id: "c-{n}", prompt: "z {n}", matrix: {n: [1, 2]}, takes: 1}
+""")
+    jobs = jobs_by_id(path)
+    assert {job_id: job.takes for job_id, job in jobs.items()} == {
+        "a": 2, "b": 5, "c-1": 1, "c-2": 1}
+    assert "takes" not in jobs["b"].fields and "takes" not in jobs["b"].canonical
+    path.write_text(path.read_text().replace("takes: 5", "takes: 1"))
+    assert jobs_by_id(path)["b"].spec_hash == jobs["b"].spec_hash
+
+
+def test_takes_must_be_a_small_whole_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+                                            ) -> None:
+    write(tmp_path, """\
+version: 1
+defaults: {model: omni-fast, seconds: 8, aspect_ratio: "16:9", takes: 0}
+jobs:
+  - {id: a, prompt: x, takes: "3"}
+  - {id: b, prompt: y, takes: 101}
+""")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ManifestError) as info:
+        load_manifest("m.yaml")
+    assert [str(d) for d in info.value.diagnostics] == [
+        "m.yaml:2:71: defaults.takes: must be a whole number of takes from 1 to 100, got 0",
+        "m.yaml:4:31: job 'a': takes: must be a whole number of takes from 1 to 100, got '3'",
+        "m.yaml:5:31: job 'b': takes: must be a whole number of takes from 1 to 100, got 101",
+    ]

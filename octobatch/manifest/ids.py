@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
+from octobatch.jobs import Position
 from octobatch.manifest.report import Reporter
 from octobatch.manifest.yamlpos import DocPath
 from octobatch.schemas import show
+
+if TYPE_CHECKING:
+    from octobatch.manifest.expand import Draft
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 ID_RULE = "ids start with a letter or digit and contain only letters, digits, '.', '_' and '-'"
@@ -39,23 +44,25 @@ class IdRegister:
 
     def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
-        self._first: dict[str, DocPath] = {}
+        self._first: dict[str, tuple[DocPath, Position | None]] = {}
 
-    def claim(self, job_id: str, where: DocPath, *, derived: bool) -> bool:
-        """Record that the entry at `where` produced `job_id`; False (reported) if taken."""
+    def claim(self, job_id: str, draft: Draft, *, derived: bool) -> bool:
+        """Record that `draft` produced `job_id`; False (reported) if another job has it."""
         first = self._first.get(job_id)
         if first is None:
-            self._first[job_id] = where
+            self._first[job_id] = (draft.where, draft.source)
             return True
-        if first == where:  # two combinations of one matrix
+        where, row = first
+        if (where, row) == (draft.where, draft.source):  # two combinations of one matrix
             message = (f"the matrix makes identical jobs ('{job_id}')" if derived
                        else f"the matrix gives several jobs the id '{job_id}'")
             hint = "use every matrix variable in the id or the prompt"
         else:
-            there = self.reporter.position(first)
+            there = row or self.reporter.position(where)
             message = (f"same content as the job at {there}, so both get the id '{job_id}'"
                        if derived else f"duplicate id '{job_id}', also used at {there}")
             hint = ("give each an id to generate it more than once" if derived
                     else "ids must be unique; rename one of the jobs")
-        self.reporter.report((*where, "id"), message, job=job_id, field="id", hint=hint)
+        self.reporter.report(draft.id_at or (*draft.where, "id"), message, job=job_id,
+                             field="id", hint=hint)
         return False

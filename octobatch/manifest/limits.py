@@ -21,6 +21,7 @@ class Limits:
     jobs: int = 100_000  # jobs per manifest, after defaults, matrix and rows are expanded
     image_bytes: int = 20 * MB  # one local or inline image
     prompt_chars: int = 20_000  # one prompt, after its {variables} are filled
+    rows_bytes: int = 64 * MB  # one `rows:` file
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Limits:
@@ -31,7 +32,7 @@ class Limits:
             text = environ.get(name, "").strip()
             if not text:
                 continue
-            scale = MB if item.name == "image_bytes" else 1
+            scale = MB if item.name.endswith("_bytes") else 1
             if not text.isdigit() or int(text) < 1:
                 raise UsageError(f"{name} must be a whole number of at least 1"
                                  f"{' (megabytes)' if scale == MB else ''}, got {text!r}")
@@ -43,4 +44,5 @@ ENV_NAMES = {
     "jobs": "OCTOBATCH_MAX_JOBS",
     "image_bytes": "OCTOBATCH_MAX_IMAGE_MB",
     "prompt_chars": "OCTOBATCH_MAX_PROMPT_CHARS",
+    "rows_bytes": "OCTOBATCH_MAX_ROWS_MB",
 }

@@ -19,13 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from octobatch.costs import Price
-from octobatch.errors import Diagnostic, ManifestError, OctobatchError
+from octobatch.errors import Diagnostic, ManifestError
+from octobatch.inputs import InputFileError, OctobatchError
 from octobatch.jobs import JobSpec
 from octobatch.manifest.expand import Defaults, entry_size, expand_entry
 from octobatch.manifest.files import FileChecker
 from octobatch.manifest.limits import ENV_NAMES, Limits
 from octobatch.manifest.outputs import default_output_dir, outside_reason
 from octobatch.manifest.report import Reporter
+from octobatch.manifest.rows import Row, RowsProblem, read_rows
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
 from octobatch.models import MODELS_PATH_ENV, Model, manifest_models
@@ -226,8 +228,8 @@ class _Loader:
         self.models = _models(path, data, reporter, schema_dir)
         defaults = data.get("defaults")
         self.defaults = Defaults(defaults if isinstance(defaults, dict) else {})
-        files = FileChecker.for_manifest(path, access.files)
-        self.builder = JobBuilder(self.models, self.defaults, files, reporter, limits)
+        self.files = FileChecker.for_manifest(path, access.files)
+        self.builder = JobBuilder(self.models, self.defaults, self.files, reporter, limits)
 
     def load(self, output_dir: str | Path | None) -> Manifest:
         bad_entries = self.check_document()
@@ -235,10 +237,13 @@ class _Loader:
         entries = [(index, raw) for index, raw in enumerate(raw_jobs if isinstance(raw_jobs, list)
                                                             else [])
                    if index not in bad_entries and isinstance(raw, dict)]
+        rows = {index: self.rows_of(index, raw) for index, raw in entries if "rows" in raw}
+        entries = [(index, raw) for index, raw in entries if rows.get(index, []) is not None]
         specs: list[JobSpec] = []
-        if self.within_job_limit(entries):
+        if self.within_job_limit(entries, rows):
             for index, raw in entries:
-                for draft in expand_entry(index, raw, self.defaults.values, self.reporter):
+                for draft in expand_entry(index, raw, self.defaults, self.reporter,
+                                          rows.get(index)):
                     spec = self.builder.build(draft)
                     if spec is not None:
                         specs.append(spec)
@@ -256,11 +261,29 @@ class _Loader:
             default_output=output_dir is None and "output_dir" not in self.data,
         )
 
-    def within_job_limit(self, entries: list[tuple[int, dict[str, Any]]]) -> bool:
+    def rows_of(self, index: int, raw: dict[str, Any]) -> list[Row] | None:
+        """The rows of an entry's `rows:` file; None (reported) when it cannot be read."""
+        value = raw["rows"]
+        raw_id = raw.get("id")
+        label = raw_id if isinstance(raw_id, str) else f"#{index + 1}"
+        shown = os.path.join(os.path.dirname(self.reporter.file), value)
+        try:
+            return read_rows(value, shown, self.files.root, self.files.allow_outside,
+                             self.limits.rows_bytes)
+        except InputFileError as exc:
+            self.reporter.report(("jobs", index, "rows"), exc.message, job=label, field="rows",
+                                 hint=exc.hint)
+        except RowsProblem as exc:
+            self.reporter.report(exc.at or ("jobs", index, "rows"), exc.message, job=label,
+                                 field="rows", hint=exc.hint)
+        return None
+
+    def within_job_limit(self, entries: list[tuple[int, dict[str, Any]]],
+                         rows: Mapping[int, list[Row] | None]) -> bool:
         """Whether the entries expand to at most the limit of jobs; reported if not, before
         anything is expanded (a few lines of matrix can describe millions of jobs)."""
         limit = self.limits.jobs
-        sizes = {index: entry_size(raw) for index, raw in entries}
+        sizes = {index: entry_size(raw, rows.get(index)) for index, raw in entries}
         total = sum(sizes.values())
         if total <= limit:
             return True

@@ -26,7 +26,7 @@ class Reporter:
 
     def report(
         self,
-        where: DocPath,
+        where: DocPath | Position,
         message: str,
         *,
         job: str | None = None,
@@ -34,6 +34,9 @@ class Reporter:
         hint: str | None = None,
         at_key: bool = False,
     ) -> None:
+        if isinstance(where, Position):  # a place in another file (a rows file)
+            self.add(Diagnostic(where.file, where.line, where.column, message, job, field, hint))
+            return
         mark = self.smap.key(where) if at_key else self.smap.value(where)
         self.add(Diagnostic(self.file, mark.line, mark.column, message, job, field, hint))
 

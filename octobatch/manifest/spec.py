@@ -9,8 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Literal
 
 from octobatch.inputs import InputFileError
-from octobatch.jobs import JobSpec, LocalFile
-from octobatch.manifest.causes import one_per_cause
+from octobatch.jobs import JobSpec, LocalFile, Position
+from octobatch.manifest.causes import allowed_fields, one_per_cause
 from octobatch.manifest.expand import Defaults, Draft, as_number
 from octobatch.manifest.files import FileChecker, ref_form
 from octobatch.manifest.ids import IdRegister, id_problem, id_safe
@@ -48,7 +48,7 @@ class JobBuilder:
         for key, variable in draft.variables.items():
             if key in model.fields:  # an API field: set on the job; other keys are variables
                 draft.fields[key] = variable.value
-                draft.origins[key] = variable.path
+                draft.origins[key] = variable.at
 
         job_id = self.fill_templates(draft, model)
         if job_id is False or not self.valid_fields(draft, model) or not self.short_prompt(draft):
@@ -67,7 +67,7 @@ class JobBuilder:
         spec_hash = canonical_hash(canonical)
         if job_id is None:
             job_id = f"{model.name}-{spec_hash[:10]}"
-            if not self.ids.claim(job_id, draft.where, derived=True):
+            if not self.ids.claim(job_id, draft, derived=True):
                 return None
         return JobSpec(
             id=job_id,
@@ -75,8 +75,9 @@ class JobBuilder:
             fields=fields,
             files=files,
             spec_hash=spec_hash,
-            source=self.reporter.position(draft.where),
+            source=draft.source or self.reporter.position(draft.where),
             canonical=canonical,
+            takes=draft.takes,
         )
 
     def model_of(self, draft: Draft) -> Model | None:
@@ -84,7 +85,7 @@ class JobBuilder:
         variable = draft.variables.get("model")
         if variable is not None:
             draft.fields["model"] = variable.value
-            draft.origins["model"] = variable.path
+            draft.origins["model"] = variable.at
         name = draft.fields.pop("model", None)
         known = ", ".join(sorted(self.models))
         if name is None:
@@ -107,8 +108,9 @@ class JobBuilder:
         job_id = None
         ok = True
         if isinstance(draft.raw_id, str):
-            where = (*draft.where, "id")
-            job_id, found = render(draft.raw_id, draft.variables, used, clean=id_safe)
+            where = draft.id_at or (*draft.where, "id")
+            job_id, found = render(draft.raw_id, draft.variables, used, clean=id_safe,
+                                   defined_by="the matrix" if draft.rows is None else "the rows")
             self.template_problems(found, where, "id", draft.label)
             invalid = None if found else id_problem(job_id)
             if invalid:
@@ -117,28 +119,35 @@ class JobBuilder:
                 ok = False
             else:
                 draft.label = job_id
-                ok = self.ids.claim(job_id, draft.where, derived=False)
+                ok = self.ids.claim(job_id, draft, derived=False)
         prompt = draft.fields.get("prompt")
         if isinstance(prompt, str):
-            draft.fields["prompt"], found = render(prompt, draft.variables, used)
+            draft.fields["prompt"], found = render(
+                prompt, draft.variables, used,
+                defined_by="the matrix" if draft.rows is None else "the rows")
             self.template_problems(found, draft.origins["prompt"], "prompt", draft.label)
             ok = ok and not found
         for key, variable in draft.variables.items():
-            if key not in model.fields and key != "model" and key not in used:
-                self.reporter.report(
-                    variable.path[:-1],
-                    f"'{key}' is neither a field of {model.name} nor used as {{{key}}} "
-                    "in id or prompt",
-                    job=draft.label, field=f"matrix.{key}", at_key=True,
-                    hint=did_you_mean(key, model.fields),
-                )
-                ok = False
+            if key in model.fields or key == "model" or key in used:
+                continue
+            hint = did_you_mean(key, allowed_fields(model))
+            if variable.place is not None and hint is None:
+                continue  # a spreadsheet's own column (notes, status): not for the request
+            self.reporter.report(
+                variable.key_at,
+                f"'{key}' is neither a field of {model.name} nor used as {{{key}}} "
+                "in id or prompt",
+                job=draft.label, field=f"matrix.{key}" if variable.place is None else key,
+                at_key=True, hint=hint,
+            )
+            ok = False
         return job_id if ok else False
 
-    def template_problems(self, found: Iterable[TemplateProblem], where: DocPath, field: str,
+    def template_problems(self, found: Iterable[TemplateProblem], where: DocPath | Position,
+                          field: str,
                           label: str) -> None:
         for problem in found:
-            at = problem.variable.path if problem.variable else where
+            at = problem.variable.at if problem.variable else where
             self.reporter.report(at, problem.message, job=label, field=field, hint=problem.hint)
 
     def valid_fields(self, draft: Draft, model: Model) -> bool:
@@ -155,7 +164,7 @@ class JobBuilder:
             if source is None and head is not None and hint is None:
                 hint = "set it on the job or in defaults"
             self.reporter.report(
-                (*source, *problem.path[1:]) if source else draft.where,
+                _inside(source, problem.path[1:]) if source else draft.where,
                 problem.message,
                 job=draft.label,
                 field=field_label(problem.path) or None,
@@ -186,7 +195,7 @@ class JobBuilder:
             items = list(enumerate(value)) if isinstance(value, list) else [(None, value)]
             for i, item in items:
                 ref_label = name if i is None else f"{name}[{i}]"
-                where = draft.origins[name] if i is None else (*draft.origins[name], i)
+                where = draft.origins[name] if i is None else _inside(draft.origins[name], (i,))
                 max_bytes = (model.max_video_bytes if declared.kind == "video"
                              else self.limits.image_bytes)
                 try:
@@ -205,6 +214,11 @@ class JobBuilder:
                                          field=ref_label, hint=problem.hint)
                     ok = False
         return tuple(files) if ok else None
+
+
+def _inside(where: DocPath | Position, path: tuple[Any, ...]) -> DocPath | Position:
+    """The place of a part of a value: inside it in the manifest; the cell in a rows file."""
+    return where if isinstance(where, Position) else (*where, *path)
 
 
 def _canonical(model: str, fields: Mapping[str, Any], files: Iterable[LocalFile]

@@ -7,6 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from octobatch.jobs import Position
 from octobatch.manifest.yamlpos import DocPath
 from octobatch.schemas import did_you_mean, kind
 
@@ -19,7 +20,19 @@ class Variable:
     """A value that fills `{name}` (or sets an API field), and where it was written."""
 
     value: Any
-    path: DocPath  # where the value was written in the manifest
+    path: DocPath  # where the value was written in the manifest (its matrix entry)
+    place: Position | None = None  # for a rows cell: where it is in the rows file
+    key_place: Position | None = None  # for a rows cell: its column's name in the header
+
+    @property
+    def at(self) -> DocPath | Position:
+        """Where the value was written."""
+        return self.place or self.path
+
+    @property
+    def key_at(self) -> DocPath | Position:
+        """Where the value's name was written (the matrix key, the column header)."""
+        return self.key_place or self.path[:-1]
 
 
 @dataclass(frozen=True)
@@ -34,6 +47,7 @@ def render(
     variables: Mapping[str, Variable],
     used: set[str],
     clean: Callable[[str], str] = str,
+    defined_by: str = "the matrix",
 ) -> tuple[str, list[TemplateProblem]]:
     """Fill `{name}` from `variables`, adding each name used to `used`.
 
@@ -50,8 +64,8 @@ def render(
         variable = variables.get(name)
         if variable is None:
             hint = did_you_mean(name, variables) or (
-                f"the matrix defines {', '.join(variables)}" if variables
-                else "this job has no matrix"
+                f"{defined_by} define{'s' if defined_by == 'the matrix' else ''} "
+                f"{', '.join(variables)}" if variables else "this job has no matrix"
             )
             found.append(TemplateProblem(f"unknown template variable {{{name}}}",
                                          f"{hint}; write {{{{ and }}}} for literal braces"))
