@@ -115,6 +115,10 @@ def test_error_summary_counts_the_problems() -> None:
         (b"t: !!int x\n", ("m.yaml:1:4: invalid YAML: cannot read 'x' as int; quote it if it "
          "is text")),
         (b"t: !!set x\n", "m.yaml:1:4: invalid YAML: a set cannot be written as a plain value"),
+        (b"t: !!int ''\n", ("m.yaml:1:4: invalid YAML: cannot read '' as int; quote it if it "
+         "is text")),
+        (b"t: !!bool ''\n", ("m.yaml:1:4: invalid YAML: cannot read '' as bool; quote it if it "
+         "is text")),
         (b"t: " + b"1" * 5000 + b"\n", ("m.yaml:1:4: invalid YAML: cannot read '" + "1" * 40
          + "' as int; quote it if it is text")),
     ],

@@ -260,8 +260,9 @@ class _Builder:
         try:
             return self.loader.construct_object(node)
         # PyYAML's scalar constructors fail with plain Python errors on values that match a
-        # type's pattern but not its rules: `2020-13-45`, `!!int x`, a 5,000-digit number.
-        except (ValueError, TypeError, AttributeError, OverflowError):
+        # type's pattern but not its rules: `2020-13-45`, `!!int x`, `!!int ""`, `!!bool ""`,
+        # a 5,000-digit number.
+        except (ValueError, TypeError, AttributeError, OverflowError, IndexError, KeyError):
             kind = node.tag.rsplit(":", 1)[-1]
             raise YamlError(
                 f"cannot read {node.value[:40]!r} as {kind}; quote it if it is text",
