@@ -33,14 +33,16 @@ def ask_before_spending(session: RunSession, plan: Plan, args: argparse.Namespac
         return
     settings = session.manifest.settings
     cost = estimate(plan, settings.prices, settings.currency, recorded_spend(session.store.state))
-    confirm(question(str(session.manifest.path), plan, cost, base_url), stdin=sys.stdin, out=out)
+    confirm(question(str(session.manifest.path), plan, cost, base_url, session.options.max_cost),
+            stdin=sys.stdin, out=out)
 
 
 def should_ask(*, assume_yes: bool, simulate: bool, stdin: IO[str], out: IO[str]) -> bool:
     return not assume_yes and not simulate and _tty(stdin) and _tty(out)
 
 
-def question(name: str, plan: Plan, cost: Estimate, base_url: str) -> str:
+def question(name: str, plan: Plan, cost: Estimate, base_url: str,
+             cap: float | None = None) -> str:
     n = plan.costly()
     video = ", ".join(f"{model} {s}s" for model, s in sorted(plan.seconds_by_model().items()))
     money = amount(cost.total, cost.currency)
@@ -48,9 +50,10 @@ def question(name: str, plan: Plan, cost: Estimate, base_url: str) -> str:
         priced = n - cost.unpriced_jobs
         money = (f"{money} + {cost.unpriced_jobs} unpriced" if priced
                  else "unpriced (no settings.prices)")
+    limit = f", cap {amount(cap, cost.currency)}" if cap is not None else ""
     return (f"{name}: {n} job{'s' if n != 1 else ''} to submit to {base_url} "
             f"({video or 'no seconds given'}); cost {money}; already spent "
-            f"{amount(cost.spent, cost.currency)}. Submit? [y/N] ")
+            f"{amount(cost.spent, cost.currency)}{limit}. Submit? [y/N] ")
 
 
 def confirm(text: str, *, stdin: IO[str], out: IO[str],

@@ -90,8 +90,10 @@ def test_no_means_nothing_is_submitted(env: dict[str, str], server: Any,
 
 def test_yes_submits(env: dict[str, str], tmp_path: Path) -> None:
     path = priced_manifest(tmp_path)
-    code, shown = in_terminal(["run", path.name, "--poll-interval", "0.02"], tmp_path, env, "y")
+    code, shown = in_terminal(["run", path.name, "--poll-interval", "0.02", "--max-cost", "5"],
+                              tmp_path, env, "y")
     assert code == 0, shown
+    assert "already spent 0.00 USD, cap 5.00 USD. Submit? [y/N] y" in shown
     assert "batch.yaml: 2 completed, 0 failed, 0 unfinished" in shown
 
 
