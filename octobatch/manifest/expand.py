@@ -27,7 +27,7 @@ JOB_KEYS = ("id", "matrix", "rows", "takes")
 _NUMERIC_TEXT = re.compile(r"\s*[0-9]{1,9}\s*")  # as the schemas' pattern; no huge ints
 
 
-@dataclass
+@dataclass(slots=True)
 class Draft:
     """One job of an entry, before its fields are checked against its model."""
 
@@ -82,14 +82,18 @@ def expand_entry(index: int, raw: dict[str, Any], defaults: Defaults, reporter: 
         for key, values in matrix.items()
     ]
     rows_file = raw.get("rows") if rows is not None else None
-    for row in rows if rows is not None else [None]:
-        cells = dict(row.cells) if row else {}
+    if rows is None:
+        for combination in itertools.product(*axes):
+            yield Draft(where, label, raw_id, dict(base), dict(origins), dict(combination), takes)
+        return
+    for row in rows:
+        cells = dict(row.cells)
         id_cell = cells.pop("id", None)
         row_id = id_cell.value if id_cell else raw_id
         for combination in itertools.product(*axes):
             yield Draft(where, label, row_id, dict(base), dict(origins),
-                        {**cells, **dict(combination)}, takes, rows_file,
-                        row.at if row else None, id_cell.place if id_cell else None)
+                        {**cells, **dict(combination)}, takes, rows_file, row.at,
+                        id_cell.place if id_cell else None)
 
 
 def _columns_fit(rows: list[Row], own: Mapping[str, Any], matrix: Mapping[str, Any],

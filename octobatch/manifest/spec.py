@@ -157,6 +157,8 @@ class JobBuilder:
             if name in fields:
                 fields[name] = as_number(fields[name])
         found = problems(model.validator, {"model": model.name, **fields})
+        if not found:
+            return True
         for problem in one_per_cause(found, model, fields, self.defaults.misspelt(self.models)):
             head = problem.path[0] if problem.path else None
             source = draft.origins.get(head) if isinstance(head, str) else None

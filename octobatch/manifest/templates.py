@@ -15,7 +15,7 @@ from octobatch.schemas import did_you_mean, kind
 _TEMPLATE = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Variable:
     """A value that fills `{name}` (or sets an API field), and where it was written."""
 
