@@ -31,6 +31,15 @@ def test_init_writes_a_commented_manifest_that_validates(
     assert main(["validate", "octobatch.yaml"]) == 0
     assert capsys.readouterr().out == "octobatch.yaml: OK, 5 jobs (5 omni-fast)\n"
 
+    # The commented prices block is valid as soon as it is uncommented.
+    for line in ("prices:", "omni-fast: {per_second", "jimeng-video-3.0: {per_job", "currency:",
+                 "max_cost:"):
+        text = text.replace(f"# {line}", line).replace(f"#   {line}", f"  {line}")
+    (tmp_path / "octobatch.yaml").write_text(text, encoding="utf-8")
+    assert main(["plan", "octobatch.yaml"]) == 0
+    assert capsys.readouterr().out.endswith(
+        "total cost: 2.00 USD; already spent: 0.00 USD\n")
+
 
 def test_init_points_the_editor_at_the_schema_relative_to_the_new_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

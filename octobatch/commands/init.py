@@ -68,6 +68,7 @@ PRICES = """\
   #   omni-fast: {per_second: 0.05}
   #   jimeng-video-3.0: {per_job: 0.4}
   # currency: USD
+  # max_cost: 20             # stop submitting before the recorded spend would pass this
 """
 
 
