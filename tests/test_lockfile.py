@@ -362,3 +362,13 @@ def test_merge_conflict_markers_are_recognised_with_what_to_do(manifest: Path) -
         "cat": {"spec_hash": "h", "model": "m", "spec": {"prompt": "\n<<<<<<< not a marker"}}}},
         indent=2))
     assert load_state(manifest).jobs["cat"].spec["prompt"] == "\n<<<<<<< not a marker"
+
+
+def test_rendering_entry_by_entry_gives_exactly_the_json_dumps_bytes() -> None:
+    for jobs in ({}, {"cat": full_entry(1)},
+                 {f"j\u00e9{i}\"\\": full_entry(i) for i in range(12)}):
+        state = LockState("m \u732b.yaml", jobs)
+        doc = {"version": 1, "manifest": state.manifest,
+               "jobs": {k: e.to_json() for k, e in jobs.items()}}
+        expected = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        assert render_lockfile(state) == expected.encode()

@@ -46,13 +46,24 @@ class FormatError(ValueError):
 
 
 def render_lockfile(state: LockState) -> bytes:
-    """The exact bytes of a lockfile: sorted keys, fixed indentation, trailing newline."""
-    doc = {
-        "version": LOCK_VERSION,
-        "manifest": state.manifest,
-        "jobs": {job_id: entry.to_json() for job_id, entry in state.jobs.items()},
-    }
-    return (json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n").encode()
+    """The exact bytes of a lockfile: sorted keys, fixed indentation, trailing newline.
+
+    The same bytes as `json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False)`, but
+    encoded one entry at a time: the store renders in a worker thread, and one C-level
+    encoding of 10,000 entries would hold the GIL, and so the event loop, for its whole length.
+    """
+    parts = []
+    for job_id in sorted(state.jobs):
+        body = _dumps(state.jobs[job_id].to_json()).replace("\n", "\n    ")
+        parts.append(f"    {_dumps(job_id)}: {body}")
+    jobs = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
+    text = (f'{{\n  "jobs": {jobs},\n  "manifest": {_dumps(state.manifest)},\n'
+            f'  "version": {LOCK_VERSION}\n}}\n')
+    return text.encode()
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
 
 
 def parse_lockfile(text: str | bytes, manifest_name: str) -> LockState:
