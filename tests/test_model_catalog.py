@@ -93,6 +93,12 @@ CASES = [
       "'avatar_i2v', 'lip_sync', 'template_effect'"]),
     ("Kling-2.5", {"seconds": 10}, {"seconds": 15},
      ["6:12: job 'j': seconds: must be 5 or 10 (Kling-2.5 makes 5 to 10 seconds), got 15"]),
+    ("doubao-seedance-2-0-fast-260128",
+     {"content": [{"type": "image_url", "image_url": {"url": "asset://a1"},
+                   "role": "first_frame"}], "metadata": {"duration": -1, "ratio": "adaptive"}},
+     {"metadata": {"duration": 20}},
+     ["7:15: job 'j': metadata.duration: must be a whole number of seconds from 4 to 15, or -1 "
+      "(the model decides)"]),
     ("viduq3-pro",
      {"images": "first.png", "aspect_ratio": "4:3", "audio": True, "duration": 5, "seed": 0},
      {"images": ["first.png"], "audio": "yes", "duration": 0},

@@ -19,13 +19,15 @@ from octobatch.providers.base import (
     VideoStatus,
 )
 from octobatch.providers.octopusx import OctopusX
+from octobatch.providers.seedance2 import Seedance2
 from octobatch.retry import DEFAULT_CONCURRENCY
 from octobatch.transport import Transport
 
 PROVIDERS.setdefault(OctopusX.name, OctopusX)
+PROVIDERS.setdefault(Seedance2.name, Seedance2)
 
 __all__ = ["DEFAULT_PROVIDER", "PROVIDERS", "OctopusX", "Provider", "ProviderFactory",
-           "Providers", "TaskState", "VideoStatus", "connect"]
+           "Providers", "Seedance2", "TaskState", "VideoStatus", "connect"]
 
 
 @asynccontextmanager

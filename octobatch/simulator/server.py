@@ -20,7 +20,7 @@ from typing import Literal
 
 from aiohttp import BodyPartReader, web
 
-from octobatch.simulator import ranges, replies
+from octobatch.simulator import ranges, replies, seedance2
 from octobatch.simulator.faults import FaultDice, Faults, Route
 from octobatch.simulator.tasks import FAIL_MARKER, STUCK_MARKER, Outcome, Task, video_object
 from octobatch.simulator.usage import KeyUsage
@@ -30,6 +30,7 @@ from octobatch.simulator.validation import (
     UnknownModel,
     check_json,
     check_multipart,
+    check_seedance2,
 )
 from octobatch.simulator.video import video_file
 
@@ -117,6 +118,9 @@ class Simulator:
         self.app.router.add_post("/v1/videos", self._submit)
         self.app.router.add_get("/v1/videos/{task_id}", self._poll)
         self.app.router.add_get("/v1/videos/{task_id}/content", self._content)
+        # Seedance 2.0's route family: the same tasks, another request and answer shape.
+        self.app.router.add_post(seedance2.ROUTE, self._submit)
+        self.app.router.add_get(seedance2.ROUTE + "/{task_id}", self._poll)
         self.app.router.add_get("/files/{name}", self._download)
         self.app.router.add_get("/api/status", self._platform_status)
         if usage is not None:
@@ -328,6 +332,9 @@ class Simulator:
         if (not just_created and self.faults.url_location != "content"
                 and task.phase(now)[0] == "completed"):
             url = self._download_url(request, task, now)
+        if request.path.startswith(seedance2.ROUTE):
+            return web.json_response(seedance2.created(task) if just_created
+                                     else seedance2.task_answer(task, now, url))
         return web.json_response(video_object(task, now, self.faults, url,
                                               just_created=just_created))
 
@@ -353,6 +360,8 @@ class Simulator:
                 raise Rejected("the body is not valid JSON") from None
             if not isinstance(body, dict):
                 raise Rejected("the JSON body must be an object")
+            if request.path == seedance2.ROUTE:
+                return check_seedance2(body)
             return check_json(body, self.extra_models)
         raise Rejected("send multipart/form-data or application/json, as the model's page says")
 

@@ -531,3 +531,75 @@ def _video_ref(name: str, value: object) -> str:
     if len(data) > MAX_VIDEO_BYTES:
         raise Rejected(f"{name} is {len(data)} bytes; the reference video limit is 15 MB")
     return f"data:video/mp4 ({len(data)} bytes)"
+
+
+# docs.octopusx.ai/en/videos/seedance-2/generation: its own route, POST /v1/video/generations
+SEEDANCE2_MODELS = frozenset({"doubao-seedance-2-0-260128", "doubao-seedance-2-0-fast-260128"})
+SEEDANCE2_ROLES = {"image_url": ("first_frame", "last_frame", "reference_image"),
+                   "video_url": ("reference_video",), "audio_url": ("reference_audio",)}
+SEEDANCE2_FLAGS = ("camera_fixed", "watermark", "generate_audio", "return_last_frame", "draft")
+SEEDANCE2_METADATA = frozenset({"duration", "resolution", "ratio", "frames", "seed",
+                                "service_tier", "execution_expires_after", "callback_url",
+                                *SEEDANCE2_FLAGS})
+
+
+def check_seedance2(body: Mapping[str, Any]) -> Submission:
+    """A Seedance 2.0 `content` array (text, media by role, or one draft task) and metadata."""
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise Rejected("model is required")
+    if model not in SEEDANCE2_MODELS:
+        raise UnknownModel(model)
+    _only(model, body, frozenset({"model", "content", "metadata"}))
+    content = body.get("content")
+    if not isinstance(content, list) or not content:
+        raise Rejected("content must be a non-empty array")
+    texts: list[str] = []
+    media: list[str] = []
+    for i, item in enumerate(content):
+        if not isinstance(item, dict):
+            raise Rejected(f"content[{i}] must be an object")
+        kind = item.get("type")
+        if kind == "text":
+            if not isinstance(item.get("text"), str) or not item["text"].strip():
+                raise Rejected(f"content[{i}].text is required when type=text")
+            texts.append(item["text"])
+        elif kind == "draft_task":
+            draft = item.get("draft_task")
+            if not isinstance(draft, dict) or not isinstance(draft.get("id"), str):
+                raise Rejected(f"content[{i}].draft_task must include id")
+            if len(content) != 1:
+                raise Rejected("a draft_task must be the only element in content")
+            media.append("draft_task")
+        elif kind in SEEDANCE2_ROLES:
+            ref = item.get(kind)
+            if not isinstance(ref, dict) or not isinstance(ref.get("url"), str):
+                raise Rejected(f"content[{i}].{kind} must include url")
+            if not (_is_public_url(ref["url"]) or ref["url"].startswith("asset://")):
+                raise Rejected(f"content[{i}].{kind}.url must be a public URL or asset://")
+            role = item.get("role")
+            if role is not None and role not in SEEDANCE2_ROLES[kind]:
+                raise Rejected(f"content[{i}].role {role!r} does not fit type {kind}")
+            media.append(str(role or kind))
+        else:
+            raise Rejected(f"content[{i}].type must be text, image_url, video_url, audio_url "
+                           f"or draft_task, got {kind!r}")
+    metadata = body.get("metadata", {})
+    if not isinstance(metadata, dict):
+        raise Rejected("metadata must be an object")
+    _only(model, metadata, SEEDANCE2_METADATA)
+    if "duration" in metadata:
+        duration = _whole("metadata.duration", metadata["duration"])
+        if duration != -1 and not 4 <= duration <= 15:
+            raise Rejected(f"metadata.duration must be in [4, 15] or -1, got {duration}")
+    if "resolution" in metadata:
+        _choice("metadata.resolution", metadata["resolution"], ("480p", "720p", "1080p"))
+    if "ratio" in metadata:
+        _choice("metadata.ratio", metadata["ratio"], ("16:9", "9:16", "1:1", "4:3", "adaptive"))
+    for name in SEEDANCE2_FLAGS:
+        if name in metadata and not isinstance(metadata[name], bool):
+            raise Rejected(f"metadata.{name} must be true or false")
+    if "reference_audio" in media and metadata.get("generate_audio") is not True:
+        raise Rejected("reference_audio requires metadata.generate_audio=true")
+    params = {"content": media, **{k: metadata[k] for k in sorted(metadata)}}
+    return Submission(model, " ".join(texts) or "(draft task)", params)
