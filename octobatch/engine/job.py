@@ -190,8 +190,9 @@ class JobRun:
             self.store.pending(job_id, spec_hash=job.spec_hash, model=job.model,
                                spec=job.canonical, idempotency_key=key)
         try:  # reads the job's local files, off the loop, before it is journaled submitting
-            request = await asyncio.to_thread(build_request, job,
-                                              schema_dir=self.ctx.options.schema_dir)
+            schema_dir = self.ctx.options.schema_dir
+            request = (await asyncio.to_thread(build_request, job, schema_dir=schema_dir)
+                       if job.files else build_request(job, schema_dir=schema_dir))
         except InputFileError as exc:  # gone or changed since validation: this job's problem
             self._fail(None, "input_file", str(exc))
         except (OSError, ValueError, OctobatchError) as exc:
@@ -505,9 +506,10 @@ class JobRun:
                 self._unfinished(task_id, str(local_error(exc, final)))
             except LocalWriteError as exc:
                 self._unfinished(task_id, str(exc))
-        finally:
+        except BaseException:
             with contextlib.suppress(OSError):  # gone, or a read-only folder: never the run's end
                 partial.unlink()
+            raise
         output = os.path.relpath(final, self.store.lock_dir)
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,
                              bytes=got.bytes, completed_at=_now_iso(), moved=moved)

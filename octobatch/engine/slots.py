@@ -166,8 +166,10 @@ class SubmitGate:
         self._notify()
 
     def _notify(self) -> None:
-        # Called from plain code: wake the waiters from a task of their own.
-        asyncio.get_running_loop().create_task(self._wake())
+        # Called from plain code: wake the waiters from a task of their own (none to wake: no
+        # task, which keeps the common path of a run without back-pressure cheap).
+        if self.waiting:
+            asyncio.get_running_loop().create_task(self._wake())
 
     async def _wake(self) -> None:
         async with self._changed:
