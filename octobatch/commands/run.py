@@ -96,9 +96,10 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                 if interrupted is not None:
                     raise Interrupted(_interrupted_message(interrupted, args))
                 if result is not None:
-                    if result.submissions_stopped:
-                        # One line with the cause, always (also with --quiet): a cron job
-                        # must not lose a rejected key.
+                    if result.submissions_stopped and (args.quiet or args.json):
+                        # One line with the cause, always: the progress output showed it
+                        # already, but --quiet shows nothing and --json is for programs, and a
+                        # cron job must not lose a rejected key.
                         print(f"octobatch: {manifest.path.name}: submissions were stopped: "
                               f"{result.submissions_stopped}", file=sys.stderr)
                     if not args.quiet:
