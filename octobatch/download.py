@@ -44,7 +44,7 @@ from octobatch.transport import (
 DEFAULT_MAX_VIDEO_BYTES = 2 * 1024 ** 3  # 2 GiB: real videos are 20-200 MB
 MAX_VIDEO_BYTES_ENV = "OCTOBATCH_MAX_VIDEO_BYTES"
 STALL_SECONDS = 60.0  # no byte for this long on an open transfer: cut it and resume
-DEADLINE_SECONDS = 3600.0  # one call's whole transfer, however many bytes keep trickling
+DEADLINE_SECONDS = 3600.0  # one file's whole download in a run, every attempt included
 RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resumes without backoff
 _CHUNK = 256 * 1024  # network read size
 _WRITE_SIZE = 512 * 1024  # bytes buffered before a write: bounded memory per job
@@ -108,6 +108,7 @@ class Downloader:
         self._scrub = scrub
         self._partials: dict[Path, _Partial] = {}  # whose bytes each .part file holds
         self._wire: dict[Path, int] = {}  # body bytes received per file, over every call
+        self._began: dict[Path, float] = {}  # when each file's first attempt started
 
     async def fetch(self, session: aiohttp.ClientSession, url: str, dest: Path,
                     errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
@@ -118,8 +119,15 @@ class Downloader:
             request_headers["Range"] = f"bytes={kept.size}-"
             if kept.validator:
                 request_headers["If-Range"] = kept.validator
-        timeout = aiohttp.ClientTimeout(total=self.limits.deadline_seconds,
-                                        sock_read=self.limits.stall_seconds)
+        # However the bytes trickle, one file's download has one deadline over all attempts.
+        left = self.limits.deadline_seconds - (
+            time.monotonic() - self._began.setdefault(dest, time.monotonic()))
+        if left <= 0:
+            self.forget(dest)
+            raise PermanentDownloadError(
+                f"the video did not arrive within {self.limits.deadline_seconds:g} s; rerun to "
+                "try again (the task is kept)")
+        timeout = aiohttp.ClientTimeout(total=left, sock_read=self.limits.stall_seconds)
         started = time.monotonic()
         try:
             async with session.get(as_url(url), headers=request_headers, timeout=timeout,
@@ -147,9 +155,9 @@ class Downloader:
         except aiohttp.ClientPayloadError as exc:
             raise self._cut(dest, f"download interrupted: {exc or type(exc).__name__}") from None
         except asyncio.TimeoutError:
-            if time.monotonic() - started >= self.limits.deadline_seconds:
-                raise self._cut(dest, f"download took longer than "
-                                      f"{self.limits.deadline_seconds:g} s") from None
+            if time.monotonic() - started >= left:
+                raise self._cut(dest, f"download ran out of its {self.limits.deadline_seconds:g}"
+                                      " s") from None
             raise self._cut(dest, f"download stalled: no data for "
                                   f"{self.limits.stall_seconds:g} s") from None
         except aiohttp.ClientError as exc:
@@ -246,6 +254,7 @@ class Downloader:
             self._partials.pop(dest, None)
             raise TruncatedDownload("download was empty")
         self._partials.pop(dest, None)
+        self._began.pop(dest, None)
         return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
                           received=self._wire.pop(dest, 0))
 
@@ -263,6 +272,7 @@ class Downloader:
         """Drop what is known about `dest` (its caller deleted the file)."""
         self._partials.pop(dest, None)
         self._wire.pop(dest, None)
+        self._began.pop(dest, None)
 
 
 def _check_answer(resp: aiohttp.ClientResponse, scrub: Callable[[str], str]) -> None:
