@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import errno
 import hashlib
+import json
 import os
 import time
 from collections.abc import Callable, Mapping
@@ -46,6 +48,7 @@ MAX_VIDEO_BYTES_ENV = "OCTOBATCH_MAX_VIDEO_BYTES"
 STALL_SECONDS = 60.0  # no byte for this long on an open transfer: cut it and resume
 DEADLINE_SECONDS = 3600.0  # one file's whole download in a run, every attempt included
 RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resumes without backoff
+DURABLE_STEP = 16 * 1024 * 1024  # fsync and note the kept size this often, for a later run
 _CHUNK = 256 * 1024  # network read size
 _WRITE_SIZE = 512 * 1024  # bytes buffered before a write: bounded memory per job
 _ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
@@ -96,6 +99,7 @@ class _Partial:
     validator: str | None = None  # ETag, else Last-Modified, of the object those bytes are of
     digest: Any = field(default_factory=hashlib.sha256)
     call_start: int = 0  # `size` when the current call began: what a cut call still gained
+    durable: int = 0  # bytes fsynced and named in the resume note
 
 
 class Downloader:
@@ -112,7 +116,9 @@ class Downloader:
 
     async def fetch(self, session: aiohttp.ClientSession, url: str, dest: Path,
                     errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
-        kept = self._resumable(dest)
+        kept = self._partials.get(dest) or await asyncio.get_running_loop().run_in_executor(
+            self._files, _left_by_an_earlier_run, dest)
+        kept = self._resumable(dest, kept)
         kept.call_start = kept.size
         request_headers = {**headers, "Accept-Encoding": "identity", "Accept": "*/*"}
         if kept.size:
@@ -150,6 +156,10 @@ class Downloader:
                 if target.total is not None and target.total > self.limits.max_bytes:
                     raise _too_large(target.total, self.limits.max_bytes)
                 await self._stream(resp, dest, target)
+        except PermanentDownloadError:
+            self.forget(dest)
+            discard(dest)
+            raise
         except (ApiError, LocalWriteError):
             raise
         except aiohttp.ClientPayloadError as exc:
@@ -166,16 +176,16 @@ class Downloader:
             raise transport_error(exc, url) from None
         return self._finished(dest, target)
 
-    def _resumable(self, dest: Path) -> _Partial:
-        """The kept state of `dest`, if the file on disk is still exactly those bytes."""
-        kept = self._partials.get(dest)
+    def _resumable(self, dest: Path, kept: _Partial | None) -> _Partial:
+        """`kept` if the file on disk is still exactly those bytes, else a fresh start."""
         if kept is not None:
             try:
                 if os.lstat(dest).st_size == kept.size:
+                    self._partials[dest] = kept
                     return kept
             except OSError:
                 pass
-            del self._partials[dest]
+            self._partials.pop(dest, None)
         return _Partial()
 
     def _continues(self, resp: aiohttp.ClientResponse, dest: Path, kept: _Partial) -> bool:
@@ -206,12 +216,24 @@ class Downloader:
                 part = await loop.run_in_executor(self._files, _open_part, dest,
                                                   target.size == 0)
                 self._partials[dest] = target  # from here on the file holds target's bytes
+                if target.size == 0:
+                    target.durable = 0
+                    await loop.run_in_executor(self._files, _note_for_a_later_run, dest, target)
             # Hash and write side by side in the file threads (hashlib releases the GIL): the
             # event loop never spends its time hashing.
             await asyncio.gather(
                 loop.run_in_executor(self._files, _write, part, target.size, data, dest),
                 loop.run_in_executor(self._files, target.digest.update, data))
             target.size += len(data)
+            if target.size - target.durable >= DURABLE_STEP:
+                await make_durable()
+
+        async def make_durable() -> None:
+            # fsync, then note the size: after a kill -9 or a power cut, a later run trusts
+            # only bytes that were on disk before the note said so.
+            await loop.run_in_executor(self._files, _sync, part, dest)
+            target.durable = target.size
+            await loop.run_in_executor(self._files, _note_for_a_later_run, dest, target)
 
         complete = False
         try:
@@ -229,6 +251,8 @@ class Downloader:
                 # file needs its first 8 bytes to show it is an MP4).
                 if buffer and (complete or target.size or len(buffer) >= 8):
                     await flush()
+                if part is not None and not complete:
+                    await make_durable()
             if part is not None:
                 await loop.run_in_executor(self._files, _sync, part, dest)
         finally:
@@ -255,6 +279,7 @@ class Downloader:
             raise TruncatedDownload("download was empty")
         self._partials.pop(dest, None)
         self._began.pop(dest, None)
+        _resume_note(dest).unlink(missing_ok=True)
         return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
                           received=self._wire.pop(dest, 0))
 
@@ -326,6 +351,68 @@ def _total_size(resp: aiohttp.ClientResponse, start: int) -> int | None:
 
 
 # -- the file on disk --------------------------------------------------------------------------
+
+def _resume_note(dest: Path) -> Path:
+    """Beside `.<id>.mp4.part`: which object its bytes are of, for a later run's resume."""
+    return dest.with_name(dest.name + ".json")
+
+
+def _note_for_a_later_run(dest: Path, target: _Partial) -> None:
+    # Only a strong ETag names an object well enough to trust bytes kept across runs (a
+    # Last-Modified date has one-second steps); without one a later run starts over.
+    note = _resume_note(dest)
+    if not target.validator or not target.validator.startswith('"'):
+        note.unlink(missing_ok=True)
+        return
+    data = json.dumps({"etag": target.validator, "total": target.total,
+                       "durable": target.durable}).encode()
+    try:
+        fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
+                     0o644)
+    except OSError as exc:
+        raise local_error(exc, note) from None
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _left_by_an_earlier_run(dest: Path) -> _Partial | None:
+    """The state of a `.part` an interrupted run left, its kept bytes rehashed; or None."""
+    try:
+        with open(_resume_note(dest), "rb") as f:
+            note = json.loads(f.read(4096))
+        etag, total, durable = note["etag"], note["total"], note["durable"]
+        if not isinstance(etag, str) or not (total is None or isinstance(total, int)) \
+                or not isinstance(durable, int) or durable <= 0:
+            return None
+        part = _open_part(dest, False)
+    except (OSError, ValueError, KeyError, TypeError, LocalWriteError):
+        return None
+    digest, size = hashlib.sha256(), 0
+    with part:
+        if os.fstat(part.fileno()).st_size < durable:
+            return None
+        part.truncate(durable)  # bytes past the note may not have reached the disk
+        while size < durable and (chunk := part.read(min(_WRITE_SIZE, durable - size))):
+            digest.update(chunk)
+            size += len(chunk)
+    return _Partial(size=size, total=total, validator=etag, digest=digest, durable=size)
+
+
+def discard(dest: Path) -> None:
+    """Remove a `.part` and its resume note (a file that will never be resumed)."""
+    for path in (dest, _resume_note(dest)):
+        with contextlib.suppress(OSError):
+            path.unlink()
+
+
+def keep_for_resume(dest: Path) -> None:
+    """After an unfinished or interrupted download: keep the `.part` when a later run can
+    resume it (its note names the object), else remove it."""
+    if not _resume_note(dest).is_file():
+        discard(dest)
+
 
 _FIXES = {
     errno.ENOSPC: "no space left on the device; free some space and rerun",

@@ -10,8 +10,10 @@ import hashlib
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +276,73 @@ def test_a_write_error_mid_download_leaves_those_jobs_unfinished_and_the_rerun_p
                             check=False)
     assert second.returncode == 0, second.stderr
     assert sum(sim.tasks_created_per_prompt().values()) == 2  # nothing paid twice
+
+
+# -- across runs -------------------------------------------------------------------------------
+
+async def test_a_later_run_resumes_the_bytes_an_earlier_one_kept(make_simulator: Any,
+                                                                 tmp_path: Path) -> None:
+    sim = await make_simulator(video_bytes=SIZE, faults=Faults(download_truncate_first=1))
+    dest = tmp_path / ".v.mp4.part"
+    async with connect(sim.base_url, DEMO_KEY) as client:  # the first run
+        task_id, url = await finished(client)
+        with pytest.raises(TruncatedDownload):
+            await client.download(url, dest)
+    note = json.loads((tmp_path / ".v.mp4.part.json").read_text())
+    assert note["durable"] == dest.stat().st_size > 0 and note["etag"].startswith('"')
+    async with connect(sim.base_url, DEMO_KEY) as client:  # a new run: a fresh transport
+        got = await client.download(url, dest)
+    whole = sim.expected_video(task_id)
+    assert dest.read_bytes() == whole and got.sha256 == hashlib.sha256(whole).hexdigest()
+    assert sim.bytes_sent_per_task[task_id] == SIZE and ranged_requests(sim) == 1
+    assert not (tmp_path / ".v.mp4.part.json").exists()
+
+
+async def test_kept_bytes_past_the_noted_size_are_not_trusted(make_simulator: Any,
+                                                              tmp_path: Path) -> None:
+    sim = await make_simulator(video_bytes=SIZE, faults=Faults(download_truncate_first=1))
+    dest = tmp_path / ".v.mp4.part"
+    async with connect(sim.base_url, DEMO_KEY) as client:
+        task_id, url = await finished(client)
+        with pytest.raises(TruncatedDownload):
+            await client.download(url, dest)
+    kept = dest.stat().st_size
+    with open(dest, "ab") as f:  # what a power cut can leave: length without the data
+        f.write(bytes(1000))
+    async with connect(sim.base_url, DEMO_KEY) as client:
+        await client.download(url, dest)
+    assert dest.read_bytes() == sim.expected_video(task_id)
+    assert sim.bytes_sent_per_task[task_id] == SIZE and kept < SIZE
+
+
+def test_ctrl_c_mid_download_keeps_the_bytes_and_the_rerun_fetches_only_the_rest(
+        simulator_thread: Any, tmp_path: Path) -> None:
+    sim = simulator_thread(video_bytes=SIZE, faults=Faults(download_bytes_per_second=SIZE))
+    manifest = write_manifest(tmp_path, prompts_jobs(1))
+    command = [sys.executable, "-m", "octobatch", "run", str(manifest), "--base-url",
+               sim.base_url, "--quiet", "--poll-interval", "0.01"]
+    env = {"OCTOPUSX_API_KEY": DEMO_KEY, "PATH": "/usr/bin:/bin"}
+    part = tmp_path / "out" / ".clip-0.mp4.part"
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        # A quarter of the 1 s transfer is across (still in the client's write buffer).
+        while sum(sim.bytes_sent_per_task.values()) < SIZE // 4:
+            assert time.monotonic() < deadline and first.poll() is None, "no download began"
+            time.sleep(0.02)
+        first.send_signal(signal.SIGINT)
+        assert first.wait(30) == 130
+    finally:
+        if first.poll() is None:
+            first.kill()
+        first.communicate()
+    kept = part.stat().st_size
+    assert 0 < kept < SIZE
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert second.returncode == 0, second.stderr
+    (task_id,) = sim.tasks
+    assert (tmp_path / "out" / "clip-0.mp4").read_bytes() == sim.expected_video(task_id)
+    assert ranged_requests(sim) == 1
+    assert sim.bytes_sent_per_task[task_id] < SIZE + SIZE // 4  # not the whole file again
+    assert not part.exists() and not (tmp_path / "out" / ".clip-0.mp4.part.json").exists()

@@ -11,7 +11,6 @@ job that waits (for a slot, a rate limit, an outage) is never left `submitting`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import uuid
@@ -25,6 +24,7 @@ from octobatch.download import (
     RESUME_AT_ONCE_BYTES,
     LocalWriteError,
     PermanentDownloadError,
+    keep_for_resume,
     local_error,
     name_fits,
     place,
@@ -507,8 +507,7 @@ class JobRun:
             except LocalWriteError as exc:
                 self._unfinished(task_id, str(exc))
         except BaseException:
-            with contextlib.suppress(OSError):  # gone, or a read-only folder: never the run's end
-                partial.unlink()
+            keep_for_resume(partial)  # the next run continues from these bytes when it can
             raise
         output = os.path.relpath(final, self.store.lock_dir)
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,

@@ -511,6 +511,8 @@ class Simulator:
             stop, fault = cut, "cut_chunk"
         sent = await self._stream(request, response, task, read, stop,
                                   expiring=kind == "download" and self.faults.url_ttl_cuts_downloads)
+        if request.transport is None or request.transport.is_closing():
+            return response  # the client left (or an outage cut it): nothing more to do
         if sent < length or fault == "overlong":
             what = "cut the connection" if fault in ("truncate", "cut_chunk") or sent < stop \
                 else "stalled"
@@ -537,7 +539,12 @@ class Simulator:
             piece = read(offset, min(offset + step, stop))
             if rate:  # pause before each piece, so the last one arrives on time too
                 await asyncio.sleep(len(piece) / rate)
-            await response.write(piece)
+            try:
+                await response.write(piece)
+            except ConnectionResetError:  # the client went away: nothing more to send
+                log.info("task %s: the client closed the connection after %d bytes", task.id,
+                         offset)
+                break
             offset += len(piece)
             self.bytes_sent_per_task[task.id] += len(piece)
         return offset
