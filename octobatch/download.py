@@ -24,6 +24,7 @@ import errno
 import hashlib
 import json
 import os
+import stat
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from typing import Any
 
 import aiohttp
 
+from octobatch import fsutil
 from octobatch.errors import OctobatchError
 from octobatch.transport import (
     ApiError,
@@ -362,26 +364,27 @@ def _note_for_a_later_run(dest: Path, target: _Partial) -> None:
     # Last-Modified date has one-second steps); without one a later run starts over.
     note = _resume_note(dest)
     if not target.validator or not target.validator.startswith('"'):
-        note.unlink(missing_ok=True)
+        discard(note)
         return
     data = json.dumps({"etag": target.validator, "total": target.total,
                        "durable": target.durable}).encode()
     try:
-        fd = os.open(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0),
-                     0o644)
+        fd = fsutil.open_file(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
+        try:
+            fsutil.write_all(fd, data)
+        finally:
+            os.close(fd)
     except OSError as exc:
         raise local_error(exc, note) from None
-    try:
-        os.write(fd, data)
-    finally:
-        os.close(fd)
 
 
 def _left_by_an_earlier_run(dest: Path) -> _Partial | None:
     """The state of a `.part` an interrupted run left, its kept bytes rehashed; or None."""
     try:
-        with open(_resume_note(dest), "rb") as f:
-            note = json.loads(f.read(4096))
+        raw = fsutil.read_file(_resume_note(dest))
+        if raw is None or len(raw) > 4096:
+            return None
+        note = json.loads(raw)
         etag, total, durable = note["etag"], note["total"], note["durable"]
         if not isinstance(etag, str) or not (total is None or isinstance(total, int)) \
                 or not isinstance(durable, int) or durable <= 0:
@@ -401,10 +404,11 @@ def _left_by_an_earlier_run(dest: Path) -> _Partial | None:
 
 
 def discard(dest: Path) -> None:
-    """Remove a `.part` and its resume note (a file that will never be resumed)."""
+    """Remove a `.part` and its resume note (a file that will never be resumed); never
+    the run's end (a read-only folder keeps them)."""
     for path in (dest, _resume_note(dest)):
         with contextlib.suppress(OSError):
-            path.unlink()
+            fsutil.remove_file(path)
 
 
 def keep_for_resume(dest: Path) -> None:
@@ -428,19 +432,23 @@ _FIXES = {
 
 def local_error(exc: OSError, path: Path) -> LocalWriteError:
     """`exc` from writing `path` as a message that names the path and the fix."""
-    fix = _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+    fix = _fix(exc)
     return LocalWriteError(f"cannot write {path}: {fix} (the task is kept; the rerun "
                            "downloads it without paying again)")
 
 
+def _fix(exc: OSError) -> str:
+    if isinstance(exc, fsutil.SymlinkRefused):
+        return str(exc)  # names the link, which may be a folder on the way
+    return _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+
+
 def _open_part(dest: Path, truncate: bool) -> Any:
-    # O_NOFOLLOW: a symlink planted at the temp path (a cloned repository can hold one) is
-    # refused instead of letting us overwrite whatever it points at.
-    flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-    if truncate:
-        flags |= os.O_TRUNC
+    # Through fsutil: a symlink planted at the temp path or at a folder on the way (a cloned
+    # repository can hold one) is refused instead of letting us overwrite what it points at.
+    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
     try:
-        fd = os.open(dest, flags, 0o644)
+        fd = fsutil.open_file(dest, flags)
     except OSError as exc:
         raise local_error(exc, dest) from None
     return os.fdopen(fd, "r+b", buffering=0)
@@ -466,9 +474,16 @@ def _sync(part: Any, dest: Path) -> None:
 def place(partial: Path, final: Path) -> None:
     """Move a finished download into place; never through a symlink at `final`."""
     try:
-        if final.is_symlink():
-            raise OSError(errno.ELOOP, "is a symbolic link")
-        os.replace(partial, final)
+        folder = fsutil.open_dir(final.parent)  # refuses a symlinked folder on the way
+        try:
+            if stat.S_ISLNK(os.lstat(final.name, dir_fd=folder).st_mode):
+                raise fsutil.SymlinkRefused(final)
+        except FileNotFoundError:
+            pass
+        try:
+            os.replace(partial.name, final.name, src_dir_fd=folder, dst_dir_fd=folder)
+        finally:
+            os.close(folder)
     except OSError as exc:
         raise local_error(exc, final) from None
 
@@ -477,13 +492,11 @@ def check_output_dir(directory: Path) -> None:
     """Fail before anything is paid for when `directory` cannot take a file."""
     probe = directory / f".octobatch-write-check-{os.getpid()}"
     try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0),
-                     0o644)
-        os.close(fd)
-        os.unlink(probe)
+        fsutil.make_dirs(directory)
+        os.close(fsutil.open_file(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC))
+        fsutil.remove_file(probe)
     except OSError as exc:
-        fix = _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
+        fix = _fix(exc)
         if exc.errno in (errno.EEXIST, errno.ENOTDIR):
             fix = "it, or a folder above it, is a file; choose another --output-dir"
         raise OctobatchError(f"cannot write to the output folder {directory}: {fix}; nothing "

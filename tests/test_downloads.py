@@ -236,6 +236,18 @@ async def test_an_output_folder_that_cannot_exist_stops_the_run_before_paying(
     assert submits(sim) == []
 
 
+async def test_a_symlinked_output_folder_in_the_project_stops_the_run_before_paying(
+        make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator()
+    (tmp_path / ".git").mkdir()  # the project: a git work tree
+    elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "out").symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(Exception, match="is a symbolic link.*nothing was submitted"):
+        await run_engine(sim, write_manifest(tmp_path, prompts_jobs(1)))
+    assert submits(sim) == [] and list(elsewhere.iterdir()) == []
+
+
 async def test_a_job_id_too_long_for_a_file_name_is_not_paid_for(
         make_simulator: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # validate refuses ids that cannot fit 255 bytes with `.<id>.mp4.part`; a file system
