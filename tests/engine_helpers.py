@@ -63,12 +63,13 @@ class Outcome:
 async def run_engine(sim: Simulator, manifest_path: Path, *, retry_failed: bool = False,
                      prune: bool = False, timeout: float | None = None, concurrency: int = 4,
                      policy: RetryPolicy = FAST, api_key: str = DEMO_KEY,
-                     download: DownloadLimits | None = None) -> Outcome:
+                     download: DownloadLimits | None = None,
+                     deadline: float | None = None) -> Outcome:
     manifest = load_manifest(manifest_path)
     events: list[Event] = []
     options = EngineOptions(output_dir=manifest.output_dir, concurrency=concurrency,
                             poll_interval=POLL, timeout=timeout, prune=prune, retry=policy,
-                            download=download or DownloadLimits())
+                            download=download or DownloadLimits(), deadline=deadline)
     async with RunSession(manifest, sim.base_url, api_key, options, events.append) as session:
         result = await session.run(session.plan(retry_failed=retry_failed))
     return Outcome(result, events, load_state(manifest.path), manifest_path.parent)

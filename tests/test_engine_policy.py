@@ -28,6 +28,11 @@ def test_backoff_is_full_jitter_under_a_capped_exponential() -> None:
         assert max(delays) > ceiling * 0.8  # the whole range is used, not just the ceiling
 
 
+def test_backoff_after_a_night_of_retries_stays_at_the_cap() -> None:
+    # Patient waits retry for as long as the run goes on: attempt 5,000 must not overflow.
+    assert 0.0 <= RetryPolicy(base=0.5, cap=30.0).backoff(5000, random.Random(1)) <= 30.0
+
+
 def test_retry_after_wins_but_is_capped() -> None:
     policy = RetryPolicy(retry_after_cap=60.0)
     assert policy.backoff(1, random.Random(), retry_after=12.0) == 12.0
