@@ -20,8 +20,14 @@ from typing import Any
 import pytest
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
 
-from octobatch.download import DownloadLimits, LocalWriteError, NotAVideo, local_error
-from octobatch.errors import ManifestError
+from octobatch.download import (
+    DownloadLimits,
+    LocalWriteError,
+    NotAVideo,
+    check_output_dir,
+    local_error,
+)
+from octobatch.errors import ManifestError, OctobatchError
 from octobatch.manifest import load_manifest
 from octobatch.providers import Provider, TaskState, connect
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
@@ -243,7 +249,10 @@ async def test_a_symlinked_output_folder_in_the_project_stops_the_run_before_pay
     elsewhere = tmp_path.parent / f"{tmp_path.name}-elsewhere"
     elsewhere.mkdir()
     (tmp_path / "out").symlink_to(elsewhere, target_is_directory=True)
-    with pytest.raises(Exception, match="is a symbolic link.*nothing was submitted"):
+    with pytest.raises(OctobatchError, match="is a symbolic link.*nothing was submitted"):
+        check_output_dir(tmp_path / "out")
+    # A run refuses it too (the manifest loader already, as outside the project).
+    with pytest.raises(OctobatchError, match="outside the manifest's project|symbolic link"):
         await run_engine(sim, write_manifest(tmp_path, prompts_jobs(1)))
     assert submits(sim) == [] and list(elsewhere.iterdir()) == []
 
