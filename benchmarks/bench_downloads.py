@@ -88,8 +88,8 @@ async def one_run(sim: SimulatorProcess, videos: int, tag: str) -> tuple[float, 
         manifest = load_manifest(write_manifest(folder, videos, tag))
         options = EngineOptions(output_dir=manifest.output_dir, poll_interval=0.2)
         started = time.perf_counter()
-        async with RunSession(manifest, sim.base_url, DEMO_KEY, options) as session:
-            result = await session.run(session.plan())
+        async with RunSession(manifest, sim.base_url, DEMO_KEY, options) as run:
+            result = await run.run(run.plan())
         wall = time.perf_counter() - started
         entries = load_state(manifest.path).jobs.values()
         stored = sum(e.bytes or 0 for e in entries)

@@ -116,7 +116,7 @@ class Downloader:
         self._wire: dict[Path, int] = {}  # body bytes received per file, over every call
         self._began: dict[Path, float] = {}  # when each file's first attempt started
 
-    async def fetch(self, session: aiohttp.ClientSession, url: str, dest: Path,
+    async def fetch(self, http: aiohttp.ClientSession, url: str, dest: Path,
                     errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
         kept = self._partials.get(dest) or await asyncio.get_running_loop().run_in_executor(
             self._files, _left_by_an_earlier_run, dest)
@@ -138,7 +138,7 @@ class Downloader:
         timeout = aiohttp.ClientTimeout(total=left, sock_read=self.limits.stall_seconds)
         started = time.monotonic()
         try:
-            async with session.get(as_url(url), headers=request_headers, timeout=timeout,
+            async with http.get(as_url(url), headers=request_headers, timeout=timeout,
                                    auto_decompress=False) as resp:
                 if resp.status in (400, 401, 403, 404, 410):
                     raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)

@@ -15,14 +15,14 @@ AUTH = {"Authorization": f"Bearer {DEMO_KEY}"}
 BODY = {"model": "omni-fast", "prompt": "Ocean waves", "seconds": "8", "aspect_ratio": "16:9"}
 
 
-async def new_task(session: aiohttp.ClientSession, sim: Simulator) -> str:
-    async with session.post(f"{sim.base_url}/v1/videos", json=BODY, headers=AUTH) as r:
+async def new_task(client: aiohttp.ClientSession, sim: Simulator) -> str:
+    async with client.post(f"{sim.base_url}/v1/videos", json=BODY, headers=AUTH) as r:
         assert r.status == 200
         return str((await r.json())["id"])
 
 
-async def poll_status(session: aiohttp.ClientSession, sim: Simulator, task_id: str) -> int:
-    async with session.get(f"{sim.base_url}/v1/videos/{task_id}", headers=AUTH) as r:
+async def poll_status(client: aiohttp.ClientSession, sim: Simulator, task_id: str) -> int:
+    async with client.get(f"{sim.base_url}/v1/videos/{task_id}", headers=AUTH) as r:
         await r.read()
         return r.status
 
@@ -32,15 +32,15 @@ async def poll_status(session: aiohttp.ClientSession, sim: Simulator, task_id: s
 async def test_outage_refuses_connections_drops_kept_alive_ones_and_keeps_the_tasks(
         make_simulator: Any) -> None:
     sim = await make_simulator()
-    async with aiohttp.ClientSession() as session:
-        task_id = await new_task(session, sim)
-        assert await poll_status(session, sim, task_id) == 200  # a kept-alive connection now
+    async with aiohttp.ClientSession() as client:
+        task_id = await new_task(client, sim)
+        assert await poll_status(client, sim, task_id) == 200  # a kept-alive connection now
         await sim.begin_outage()
         with pytest.raises(aiohttp.ClientConnectorError):
-            await poll_status(session, sim, task_id)
+            await poll_status(client, sim, task_id)
         await sim.end_outage()
         # Same address, same port, same task.
-        assert await poll_status(session, sim, task_id) == 200
+        assert await poll_status(client, sim, task_id) == 200
     assert len(sim.outages) == 1 and sim.outages[0][0] < sim.outages[0][1]
     assert [r.kind for r in sim.requests] == ["submit", "poll", "poll"]
 
@@ -48,10 +48,10 @@ async def test_outage_refuses_connections_drops_kept_alive_ones_and_keeps_the_ta
 async def test_outage_cuts_a_download_in_flight(make_simulator: Any) -> None:
     sim = await make_simulator(video_bytes=64 * 1024,
                                faults=Faults(download_bytes_per_second=64 * 1024))
-    async with aiohttp.ClientSession() as session:
-        task_id = await new_task(session, sim)
+    async with aiohttp.ClientSession() as client:
+        task_id = await new_task(client, sim)
         await asyncio.sleep(0.1)
-        async with session.get(f"{sim.base_url}/v1/videos/{task_id}/content",
+        async with client.get(f"{sim.base_url}/v1/videos/{task_id}/content",
                                headers=AUTH) as r:
             assert r.status == 200
             first = await r.content.readany()
@@ -60,7 +60,7 @@ async def test_outage_cuts_a_download_in_flight(make_simulator: Any) -> None:
                 await r.read()
         await outage
         assert 0 < len(first) < 64 * 1024
-        assert await poll_status(session, sim, task_id) == 200
+        assert await poll_status(client, sim, task_id) == 200
 
 
 async def test_scheduled_outage_from_faults(make_simulator: Any) -> None:
