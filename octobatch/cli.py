@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 
 from octobatch import __version__
-from octobatch.argtypes import non_negative, positive_float, positive_int, webhook_url
+from octobatch.argtypes import count, non_negative, positive_float, positive_int, webhook_url
 from octobatch.errors import EXIT_INVALID, EXIT_OK, error_boundary
 
 # Commands that take exactly one manifest: a second positional is a mistake worth explaining.
-_ONE_MANIFEST = {"plan", "status", "report", "show"}
+_ONE_MANIFEST = {"plan", "status", "report", "show", "review"}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +104,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", parents=[allow_outside, only], help="write the HTML gallery")
     p.add_argument("manifest", metavar="MANIFEST")
     p.add_argument("--output-dir", metavar="DIR", help="where the MP4s are (overrides the manifest)")
+
+    p = sub.add_parser("review", parents=[allow_outside],
+                       help="serve the gallery to approve, reject and choose takes")
+    p.add_argument("manifest", metavar="MANIFEST")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    p.add_argument("--port", type=count, default=0, help="port (default 0: a free one)")
+    p.add_argument("--output-dir", metavar="DIR", help="where the MP4s are (overrides the manifest)")
+
+    p = sub.add_parser("which", help="which manifest, job and take made a video")
+    p.add_argument("video", metavar="FILE", help="an MP4 octobatch downloaded")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--in", dest="search", metavar="DIR", default=".",
+                   help="folder whose lockfiles to search (default: the current one)")
 
     p = sub.add_parser("schema", parents=[allow_outside],
                        help="write an editor schema that knows the project's own models")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import shutil
 import subprocess
@@ -136,3 +137,21 @@ async def press(page: DevTools, key: str) -> None:
     """Type one printable key as a user would (keydown, char, keyup)."""
     await page.call("Input.dispatchKeyEvent", type="keyDown", key=key, text=key)
     await page.call("Input.dispatchKeyEvent", type="keyUp", key=key)
+
+
+async def click(page: DevTools, selector: str) -> None:
+    """A real mouse click in the middle of the element (scrolled into view first)."""
+    box: dict[str, Any] = await page.evaluate(
+        f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
+        " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
+        " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
+    )
+    for kind in ("mousePressed", "mouseReleased"):
+        await page.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
+                        button="left", clickCount=1)
+    await settle(page)
+
+
+async def settle(page: DevTools) -> None:
+    """Let the page handle what the input queued (hashchange fires after the click returns)."""
+    await page.evaluate("new Promise(ok => setTimeout(ok, 20))")

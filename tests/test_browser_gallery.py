@@ -9,10 +9,9 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
-from chromium import DevTools, chromium_binary, headless_chromium
+from chromium import DevTools, chromium_binary, click, headless_chromium
 
 from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest, load_manifest
@@ -118,24 +117,6 @@ async def choose(page: DevTools, name: str, value: str) -> None:
         f"(() => {{ const s = document.querySelector('#toolbar [name={name}]');"
         f" s.value = {json.dumps(value)}; s.dispatchEvent(new Event('change', {{bubbles: true}})); }})()"
     )
-
-
-async def click(page: DevTools, selector: str) -> None:
-    """A real mouse click in the middle of the element (scrolled into view first)."""
-    box: dict[str, Any] = await page.evaluate(
-        f"(() => {{ const e = document.querySelector({json.dumps(selector)});"
-        " e.scrollIntoView({block: 'center'}); const r = e.getBoundingClientRect();"
-        " return {x: r.x + r.width / 2, y: r.y + r.height / 2}; })()"
-    )
-    for kind in ("mousePressed", "mouseReleased"):
-        await page.call("Input.dispatchMouseEvent", type=kind, x=box["x"], y=box["y"],
-                        button="left", clickCount=1)
-    await settle(page)
-
-
-async def settle(page: DevTools) -> None:
-    """Let the page handle what the input queued (hashchange fires after the click returns)."""
-    await page.evaluate("new Promise(ok => setTimeout(ok, 20))")
 
 
 async def test_problems_first_then_filters_by_status_and_model(tmp_path: Path, tiny_images: dict[str, bytes]) -> None:

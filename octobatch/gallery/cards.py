@@ -67,9 +67,8 @@ class Card:
 
     @property
     def decision(self) -> str:
-        review = getattr(self.entry, "review", None)
-        decision = review.get("decision") if isinstance(review, Mapping) else None
-        return decision if decision in ("approved", "rejected") else "unreviewed"
+        review = self.entry.review if self.entry else None
+        return review.decision if review and review.decision else "unreviewed"
 
     @property
     def completed_at(self) -> str:

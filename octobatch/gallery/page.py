@@ -313,7 +313,7 @@ def _takes_html(card: Card, lock_dir: Path, link: Link, review: bool) -> str:
 
 
 def _review_html(card: Card) -> str:
-    if card.orphan:
+    if card.orphan or card.entry is None:  # only what a run recorded can carry a decision
         return ""
     return (
         '<p class="review">'

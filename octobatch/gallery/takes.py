@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 
 from octobatch.state import LockEntry
@@ -11,22 +10,14 @@ from octobatch.state import LockEntry
 @dataclass(frozen=True)
 class TakeView:
     number: int
-    output: str | None  # relative to the lockfile's directory
-    sha256: str | None
-    selected: bool
+    output: str  # relative to the lockfile's directory
+    selected: bool  # the take the entry's top-level fields (and `<id>.mp4`) describe
 
 
 def takes_of(entry: LockEntry | None) -> list[TakeView]:
-    """The entry's recorded takes in order; the selected one is the file the entry describes."""
-    raw = getattr(entry, "takes", None) or []
-    records = [t for t in raw if isinstance(t, Mapping) and isinstance(t.get("take"), int)]
-    current = entry.sha256 if entry is not None else None
-    return [
-        TakeView(
-            number=t["take"],
-            output=t.get("output"),
-            sha256=t.get("sha256"),
-            selected=current is not None and t.get("sha256") == current,
-        )
-        for t in records
-    ]
+    """Every result the job has had, in order (a completed entry from before takes is take 1)."""
+    if entry is None:
+        return []
+    selected = entry.selected
+    return [TakeView(number=t.take, output=t.output, selected=t == selected)
+            for t in entry.take_history()]
