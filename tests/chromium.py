@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 STARTUP_TIMEOUT = 30.0
+CALL_TIMEOUT = 60.0
 
 
 def chromium_binary() -> str:
@@ -45,6 +46,11 @@ class DevTools:
         self._events: list[str] = []
 
     async def call(self, method: str, **params: Any) -> dict[str, Any]:
+        # A safety net, not a timing assumption: a reply lost to a navigation would otherwise
+        # hang the test run instead of failing it.
+        return await asyncio.wait_for(self._call(method, **params), CALL_TIMEOUT)
+
+    async def _call(self, method: str, **params: Any) -> dict[str, Any]:
         self._next_id += 1
         call_id = self._next_id
         await self._ws.send_json({"id": call_id, "method": method, "params": params})

@@ -130,6 +130,9 @@ async def test_review_by_click_and_choosing_a_take(tmp_path: Path) -> None:
         await press(page, "2")  # back to take 2 by keyboard
         await until(page, lambda: lock_jobs(manifest)["cat"]["task_id"] == "video_cat_2",
                     "take 2 selected by key")
+        await until_page(page, "document.documentElement?.dataset.ready === '1' &&"
+                         " document.querySelector('#job-cat .takes li.selected')?"
+                         ".textContent === 'take 2 (selected)'", "the page after the key")
         ARTIFACTS.mkdir(exist_ok=True)
         await page.screenshot(ARTIFACTS / "review.png")
 
