@@ -107,7 +107,7 @@ def _replacement(job_id: str, entry: LockEntry | None, globs: Sequence[str],
         return None
     if any(fnmatch.fnmatchcase(job_id, glob) for glob in globs):
         return "replacement requested (--replace)"
-    if rejected and entry.review is not None and entry.review.decision == "rejected":
+    if rejected and entry.decision == "rejected":
         return "rejected in review (--replace-rejected)"
     return None
 

@@ -4,6 +4,7 @@ HTTP on loopback; and the command as a subprocess."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -14,11 +15,13 @@ from typing import Any
 
 import aiohttp
 import pytest
-from review_helpers import build_project, clip, lock_jobs
+from review_helpers import NOW, build_project, clip, lock_jobs
 
+from octobatch.cli import main
+from octobatch.gallery.review import ReviewRequest, record_review
 from octobatch.gallery.server import ReviewConfig, serve
 from octobatch.manifest import Manifest
-from octobatch.state import StateStore, journal_path_for, lock_path_for
+from octobatch.state import StateStore, Status, journal_path_for, lock_path_for
 
 TOKEN = "test-token-123"
 
@@ -197,3 +200,32 @@ def test_review_command_refuses_an_invalid_manifest(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "octobatch", "review", str(bad)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2 and f"{bad}:3:" in result.stderr and not result.stdout
+
+
+def _plan_actions(project: Manifest, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    main(["plan", str(project.path), "--replace-rejected", "--json"])
+    return {s["id"]: s["action"] for s in json.loads(capsys.readouterr().out)["steps"]}
+
+
+def test_replace_rejected_re_rolls_a_rejected_take_once(
+    project: Manifest, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record_review(project.path, "dog", ReviewRequest(decision="rejected", take=None))
+    assert _plan_actions(project, capsys)["dog"] == "regenerate"
+    # The re-roll completes as take 2, now selected: the rejection was about take 1, so the
+    # new take is undecided and the next `--replace-rejected` does not pay for it again.
+    store = StateStore.open(project.path)
+    job = next(j for j in project.jobs if j.id == "dog")
+    (project.output_dir / "dog.mp4").rename(project.output_dir / "dog.take1.mp4")
+    (project.output_dir / "dog.mp4").write_bytes(clip("dog", 2))
+    store.pending("dog", spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical),
+                  idempotency_key="key-dog-2")
+    store.submitting("dog")
+    store.task_recorded("dog", task_id="video_dog_2", status=Status.QUEUED, attempts=1,
+                        submitted_at=NOW)
+    store.completed("dog", video_url="https://cdn.invalid/dog/2", output="out/dog.mp4",
+                    sha256=hashlib.sha256(clip("dog", 2)).hexdigest(),
+                    bytes=len(clip("dog", 2)), completed_at=NOW, moved={1: "out/dog.take1.mp4"})
+    store.close()
+    assert lock_jobs(project)["dog"]["review"]["decision"] == "rejected"  # the record stays
+    assert _plan_actions(project, capsys)["dog"] == "skip"

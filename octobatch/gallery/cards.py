@@ -67,8 +67,8 @@ class Card:
 
     @property
     def decision(self) -> str:
-        review = self.entry.review if self.entry else None
-        return review.decision if review and review.decision else "unreviewed"
+        decision = self.entry.decision if self.entry else None
+        return decision or "unreviewed"
 
     @property
     def completed_at(self) -> str:

@@ -138,6 +138,16 @@ class LockEntry:
         return next((t for t in self.takes if t.task_id == self.task_id
                      and t.output == self.output), None)
 
+    @property
+    def decision(self) -> Decision | None:
+        """The review's decision while it is about the selected take: a newer take (a re-roll
+        of a rejected one) is undecided until someone looks at it."""
+        review, selected = self.review, self.selected
+        if review is None or (review.take is not None and selected is not None
+                              and review.take != selected.take):
+            return None
+        return review.decision
+
     def take_history(self) -> tuple[Take, ...]:
         """Every result so far, counting a completed entry from before takes were recorded."""
         if self.takes or self.status is not Status.COMPLETED:
