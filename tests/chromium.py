@@ -110,11 +110,11 @@ async def headless_chromium(binary: str, profile: Path) -> AsyncIterator[DevTool
     )
     try:
         port = await asyncio.wait_for(_debug_port(profile, process), STARTUP_TIMEOUT)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
                 targets = await response.json()
             page = next(t for t in targets if t["type"] == "page")
-            async with session.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            async with http.ws_connect(page["webSocketDebuggerUrl"], max_msg_size=0) as ws:
                 yield DevTools(ws)
     finally:
         if process.returncode is None:

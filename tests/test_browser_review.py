@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from chromium import DevTools, chromium_binary, click, headless_chromium, press
-from review_helpers import build_project, clip, lock_jobs
+from reviewed_project import build_project, clip, lock_jobs
 
 from octobatch.manifest import Manifest
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from review_helpers import NOW, build_project, clip, lock_jobs
+from reviewed_project import NOW, build_project, clip, lock_jobs
 
 from octobatch.cli import main
 from octobatch.gallery.review import ReviewRequest, record_review
@@ -45,15 +45,15 @@ async def server(project: Manifest) -> AsyncIterator[str]:
 async def post(base: str, job: str, body: Any, headers: dict[str, str] | None = None,
                raw: bytes | None = None) -> tuple[int, Any]:
     headers = {"X-Octobatch-Token": TOKEN} if headers is None else headers
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as http:
         kwargs: dict[str, Any] = {"data": raw} if raw is not None else {"json": body}
-        async with session.post(f"{base}/api/jobs/{job}/review", headers=headers, **kwargs) as r:
+        async with http.post(f"{base}/api/jobs/{job}/review", headers=headers, **kwargs) as r:
             return r.status, await r.json()
 
 
 async def get(base: str, path: str, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"{base}{path}", headers=headers or {}) as r:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}{path}", headers=headers or {}) as r:
             return r.status, await r.read()
 
 
@@ -85,8 +85,8 @@ async def test_a_decision_lands_in_the_committed_lockfile(server: str, project: 
     assert status == 200 and lock_jobs(project)["beach"]["review"]["decision"] is None
 
     # The token in the query works as well as the header (the page's own links use it).
-    async with aiohttp.ClientSession() as session:
-        async with session.post(f"{server}/api/jobs/dog/review?token={TOKEN}",
+    async with aiohttp.ClientSession() as http:
+        async with http.post(f"{server}/api/jobs/dog/review?token={TOKEN}",
                                 json={"decision": "approved"}) as r:
             assert r.status == 200
     assert lock_jobs(project)["dog"]["review"]["decision"] == "approved"

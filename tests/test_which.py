@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from review_helpers import build_project, clip, lock_jobs
+from reviewed_project import build_project, clip, lock_jobs
 
 from octobatch.cli import main
 from octobatch.manifest import Manifest
