@@ -60,6 +60,10 @@ class JobSpec:
     # `takes: N`: how many independent generations of this spec the job asks for. Not part of
     # the spec hash: raising it asks for more takes of the same video, not a different one.
     takes: int = 1
+    # The matrix (or rows) values that made this job, by name, and the manifest entry that
+    # made it ("jobs.3"): what tells an entry's variants apart. Not hashed: the fields are.
+    variables: Mapping[str, Any] = field(default_factory=dict)
+    entry: str = ""
 
     @property
     def prompt(self) -> str:

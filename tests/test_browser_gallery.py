@@ -202,11 +202,11 @@ async def test_comparison_view_lays_variants_out_on_their_variables(tmp_path: Pa
             "[...document.querySelectorAll('#compare .group tr')].map(tr =>"
             " [...tr.children].map(td => td.dataset.job || td.textContent))"
         )
-        # One matrix entry: rows are its prompts (the {animal} variable), columns its aspect ratios.
+        # One matrix entry laid out on its own variables: rows by {animal}, columns by ratio.
         assert table == [
-            ["prompt", "aspect_ratio: 16:9", "aspect_ratio: 9:16"],
-            ["prompt: A cat walks through snow", "walk-cat-16-9", "walk-cat-9-16"],
-            ["prompt: A dog walks through snow", "walk-dog-16-9", "walk-dog-9-16"],
+            ["animal", "aspect_ratio: 16:9", "aspect_ratio: 9:16"],
+            ["animal: cat", "walk-cat-16-9", "walk-cat-9-16"],
+            ["animal: dog", "walk-dog-16-9", "walk-dog-9-16"],
         ]
         assert await visible_ids(devtools) == []  # the grid gives way to the comparison
         ARTIFACTS.mkdir(exist_ok=True)

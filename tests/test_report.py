@@ -329,3 +329,29 @@ def test_cards_carry_what_the_filters_and_the_comparison_need(manifest: Manifest
     assert 'data-status="failed" data-model="omni-fast" data-decision="unreviewed"' in page
     assert '<a href="#status=failed"><b>1</b> failed</a>' in page
     assert '<a href="#model=jimeng-video-3.0"><b>1</b> jimeng-video-3.0</a>' in page
+
+
+def test_rows_variants_are_compared_on_their_columns(tmp_path: Path) -> None:
+    from octobatch.gallery.cards import build_cards
+
+    (tmp_path / "shots.csv").write_text("animal,aspect_ratio\ncat,16:9\ncat,9:16\ndog,16:9\n")
+    path = tmp_path / "rows.yaml"
+    path.write_text(
+        "version: 1\n"
+        "defaults: {model: omni-fast, seconds: 4}\n"
+        "jobs:\n"
+        "  - id: 'shot-{animal}-{aspect_ratio}'\n"
+        "    prompt: 'A {animal} in the snow'\n"
+        "    rows: shots.csv\n"
+        "  - id: lone\n"
+        "    prompt: one job on its own\n"
+        "    aspect_ratio: '16:9'\n"
+    )
+    cards = {c.job_id: c for c in build_cards(load_manifest(path).jobs,
+                                              LockState(manifest="rows.yaml"))}
+    # The three rows come from one entry (though from three lines of the CSV), and what tells
+    # them apart is named by their columns, not by the prompt the columns filled.
+    assert cards["shot-cat-16-9"].variables == {"animal": "cat", "aspect_ratio": "16:9"}
+    assert cards["shot-cat-9-16"].variables == {"animal": "cat", "aspect_ratio": "9:16"}
+    assert cards["shot-dog-16-9"].variables == {"animal": "dog", "aspect_ratio": "16:9"}
+    assert cards["lone"].variables is None

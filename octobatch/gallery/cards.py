@@ -56,6 +56,7 @@ class Card:
     images: tuple[tuple[str, Path], ...] = ()  # (field, local file) of each input image
     group: str = ""  # which manifest entry made the job: its variants share it
     variables: Mapping[str, str] | None = None  # what tells the entry's variants apart
+    axes: Mapping[str, str] | None = None  # the matrix (or rows) values that made the job
 
     @property
     def status(self) -> Status:
@@ -97,7 +98,8 @@ def build_cards(jobs: Iterable[JobSpec], state: LockState) -> list[Card]:
                 images=tuple(
                     (f.field, f.path) for f in job.files if f.media_type.startswith("image/")
                 ),
-                group=f"entry at line {job.source.line}",
+                group=job.entry or f"entry at line {job.source.line}",
+                axes={k: display(v) for k, v in job.variables.items()},
             )
         )
     for job_id in sorted(set(state.jobs) - seen):
@@ -145,7 +147,12 @@ def _with_variables(cards: list[Card]) -> list[Card]:
     for members in by_group.values():
         if len(members) < 2:
             continue
-        shown = [_variant_fields(cards[i]) for i in members]
+        # The entry's own variables name the axes (`animal`, not the prompt they fill); jobs
+        # without them (orphans, an entry that changed shape) are compared on their fields.
+        if all(cards[i].axes for i in members):
+            shown = [dict(cards[i].axes or {}) for i in members]
+        else:
+            shown = [_variant_fields(cards[i]) for i in members]
         # The prompt (where template variables show) leads: the comparison view takes the
         # last key for its columns, and short values such as "9:16" make better columns.
         keys = sorted({k for fields in shown for k in fields}, key=lambda k: (k != "prompt", k))

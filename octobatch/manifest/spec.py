@@ -78,6 +78,8 @@ class JobBuilder:
             source=draft.source or self.reporter.position(draft.where),
             canonical=canonical,
             takes=draft.takes,
+            variables={k: v.value for k, v in draft.variables.items() if k != "id"},
+            entry=".".join(map(str, draft.where)),
         )
 
     def model_of(self, draft: Draft) -> Model | None:
