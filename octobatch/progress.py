@@ -241,6 +241,7 @@ class RunFinished(Event):
     running_at_provider: int
     possible_duplicates: list[str] = field(default_factory=list)
     learned_limit: int | None = None  # the key's task limit, if the provider enforced one
+    not_submitted: int = 0  # unfinished jobs without a task id (waiting to be submitted)
 
 
 Emit = Callable[[Event], None]

@@ -137,6 +137,28 @@ def test_max_cost_from_the_command_line_and_the_manifest(tmp_path: Path, monkeyp
     assert main(["run", str(path), "--max-cost", "-1", *fast]) == 2
 
 
+def test_a_capped_run_says_how_many_jobs_wait_and_what_was_spent(tmp_path: Path,
+                                                                  monkeypatch: Any,
+                                                                  capsys: Any) -> None:
+    import json
+
+    from octobatch.cli import main
+
+    path = cli_project(tmp_path, monkeypatch, {"prices": {"omni-fast": {"per_job": 1}},
+                                               "currency": "USD", "max_cost": 1.5})
+    fast = ["--simulate", "--poll-interval", "0.02", "--concurrency", "1"]
+    assert main(["run", str(path), *fast]) == 1
+    out = capsys.readouterr().out
+    assert ("\n2 jobs not submitted (submissions were stopped: the cost cap is reached: 1 spent, "
+            "the next submission would pass --max-cost 1.5; raise it (--max-cost or "
+            "settings.max_cost) and rerun to submit the jobs still waiting); spent so far: 1 USD"
+            ) in out
+    assert main(["run", str(path), "--json", *fast]) == 1
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    (finished,) = [e for e in events if e["event"] == "run_finished"]
+    assert finished["not_submitted"] == 2 and finished["unfinished"] == 2
+
+
 async def test_selecting_an_earlier_take_swaps_the_files_and_the_top_level(
     simulator: Simulator, tmp_path: Path
 ) -> None:

@@ -137,6 +137,12 @@ def _summary(manifest: Manifest, result: RunResult) -> str:
     if result.possible_duplicates:
         line += ("\npossible duplicate submissions (the provider may have charged twice; check "
                  "its dashboard): " + ", ".join(result.possible_duplicates))
+    if result.submissions_stopped and result.not_submitted:
+        n = result.not_submitted
+        line += (f"\n{n} job{'s' if n != 1 else ''} not submitted (submissions were stopped: "
+                 f"{result.submissions_stopped})")
+        if manifest.settings.prices:
+            line += f"; spent so far: {result.spent:g} {manifest.settings.currency or ''}".rstrip()
     if result.unfinished:
         line += "\nrerun the same command to resume the unfinished jobs"
     if result.failed:

@@ -39,6 +39,8 @@ class RunResult:
     possible_duplicates: tuple[str, ...]
     submissions_stopped: str | None
     learned_limit: int | None = None  # the provider's per-key task limit, if one was met
+    not_submitted: int = 0  # unfinished jobs with no task id: what a stop left waiting
+    spent: float = 0.0  # the manifest's recorded spend after the run
 
     @property
     def ok(self) -> bool:

@@ -28,6 +28,7 @@ from octobatch.providers.base import DEFAULT_PROVIDER, Provider, ProviderSource
 from octobatch.state import StateStore, Status
 
 _IN_FLIGHT = (Status.QUEUED, Status.RUNNING)
+_ENDED = (Status.COMPLETED, Status.FAILED)
 
 
 class Engine:
@@ -93,6 +94,7 @@ class Engine:
             running_at_provider=result.running_at_provider,
             possible_duplicates=list(result.possible_duplicates),
             learned_limit=result.learned_limit,
+            not_submitted=result.not_submitted,
         ))
         return result
 
@@ -163,12 +165,14 @@ class Engine:
         """Tally the store's state for `job_ids` (also used after an interrupted run)."""
         counts: Counter[Status] = Counter()
         duplicates = []
-        running = 0
+        running = not_submitted = 0
         for job_id in job_ids:
             entry = self.store.state.jobs.get(job_id)
             if entry is None:
                 counts[Status.PENDING] += 1
+                not_submitted += 1
                 continue
+            not_submitted += not entry.task_id and entry.status not in _ENDED
             counts[entry.status] += 1
             if entry.possible_duplicate:
                 duplicates.append(job_id)
@@ -184,6 +188,8 @@ class Engine:
             possible_duplicates=tuple(sorted(duplicates)),
             submissions_stopped=stopped[0] if stopped else None,
             learned_limit=min(limits) if limits else None,
+            not_submitted=not_submitted,
+            spent=self.store.spent,
         )
 
     @property
