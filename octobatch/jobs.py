@@ -64,6 +64,7 @@ class JobSpec:
     # made it ("jobs.3"): what tells an entry's variants apart. Not hashed: the fields are.
     variables: Mapping[str, Any] = field(default_factory=dict)
     entry: str = ""
+    seconds_field: str = "seconds"  # the model's field for the video's length (dotted path)
 
     @property
     def prompt(self) -> str:
@@ -71,11 +72,15 @@ class JobSpec:
 
     @property
     def seconds(self) -> int | None:
-        value = self.fields.get("seconds")
+        """The video's length in seconds, if the job says (None: unknown, e.g. -1 "auto")."""
+        value: Any = self.fields
+        for key in self.seconds_field.split("."):
+            value = value.get(key) if isinstance(value, Mapping) else None
         try:
-            return int(value) if value is not None else None
+            seconds = int(value) if value is not None and not isinstance(value, bool) else None
         except (TypeError, ValueError):
             return None
+        return seconds if seconds is not None and seconds >= 0 else None
 
 
 @dataclass(frozen=True)

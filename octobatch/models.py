@@ -53,7 +53,7 @@ _MERGED_BY_NAME = ("properties", "$defs", "dependentRequired", "x-octobatch")
 _JOINED = ("required", "allOf")
 _DECLARATION_KEYS = frozenset({
     "source", "transport", "provider", "file_fields", "image_fields", "video_fields",
-    "max_video_bytes", "numeric_fields", "unsaid",
+    "max_video_bytes", "numeric_fields", "unsaid", "seconds_field",
 })
 
 
@@ -82,6 +82,9 @@ class Model:
     provider: str = DEFAULT_PROVIDER
     unsaid: tuple[str, ...] = ()
     shipped: bool = True  # False: from a project's model folder
+    # Where the video's length is, as a dotted path (`duration`, `metadata.duration`): plan
+    # totals and per-second prices read it.
+    seconds_field: str = "seconds"
 
 
 def load_models(schema_dir: Path | None = None, extra_dirs: Sequence[Path] = ()
@@ -239,7 +242,7 @@ def _model_from_schema(name: str, path: Path, shipped: bool) -> Model:
             raise bad(f"declares '{field_name}', which is not among the schema's properties")
     if transport == "json" and any(f.local_only for f in file_fields.values()):
         raise bad("file_fields need the multipart transport")
-    for key in ("source", "provider"):
+    for key in ("source", "provider", "seconds_field"):
         if key in declaration and not (isinstance(declaration[key], str) and declaration[key]):
             raise bad(f"{key} must be a non-empty string")
     max_video = declaration.get("max_video_bytes")
@@ -267,6 +270,7 @@ def _model_from_schema(name: str, path: Path, shipped: bool) -> Model:
         provider=declaration.get("provider", DEFAULT_PROVIDER),
         unsaid=tuple(_names(declaration, "unsaid", bad)),
         shipped=shipped,
+        seconds_field=declaration.get("seconds_field", "seconds"),
     )
 
 

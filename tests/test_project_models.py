@@ -81,7 +81,7 @@ def test_the_environment_names_model_folders_too(tmp_path: Path,
      "x-octobatch: missing; every model schema declares its transport"),
     ('{"x-octobatch": {"transport": "json", "sorce": "x"}, "properties": {"model": {}}}',
      "x-octobatch: unknown key 'sorce'; known keys: file_fields, image_fields, max_video_bytes, "
-     "numeric_fields, provider, source, transport, unsaid, video_fields"),
+     "numeric_fields, provider, seconds_field, source, transport, unsaid, video_fields"),
     ('{"x-octobatch": {"transport": "json"}, "properties": {"model": {}, '
      '"prompt": {"$ref": "https://example.com/evil.json"}}}',
      "$ref 'https://example.com/evil.json' does not resolve; inside a model only local "

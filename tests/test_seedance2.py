@@ -199,3 +199,19 @@ async def test_jobs_run_end_to_end_through_the_unchanged_engine(tmp_path: Path,
         entry = outcome.state.jobs[job_id]
         assert entry.status.value == "completed"
         assert (tmp_path / "out" / f"{job_id}.mp4").stat().st_size == entry.bytes
+
+
+def test_plan_counts_the_length_where_each_model_keeps_it(tmp_path: Path) -> None:
+    from octobatch.plan import make_plan
+    from octobatch.state import LockState
+
+    path = write(tmp_path,
+                 {"id": "tea", "model": MODEL, "prompt": "Fruit tea ad",
+                  "metadata": {"duration": 8}},
+                 {"id": "auto", "model": MODEL, "prompt": "The model picks",
+                  "metadata": {"duration": -1}},  # -1: the model decides, length unknown
+                 {"id": "vidu", "model": "viduq2-turbo", "prompt": "A kite", "duration": 5})
+    jobs = {job.id: job for job in load_manifest(path).jobs}
+    assert (jobs["tea"].seconds, jobs["auto"].seconds, jobs["vidu"].seconds) == (8, None, 5)
+    plan = make_plan(list(jobs.values()), LockState(manifest="s.yaml"), {})
+    assert plan.seconds_by_model() == {MODEL: 8, "viduq2-turbo": 5}

@@ -80,6 +80,7 @@ class JobBuilder:
             takes=draft.takes,
             variables={k: v.value for k, v in draft.variables.items() if k != "id"},
             entry=".".join(map(str, draft.where)),
+            seconds_field=model.seconds_field,
         )
 
     def model_of(self, draft: Draft) -> Model | None:
