@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from aiohttp import web
 from test_kill_resume import (
     JOBS,
@@ -149,14 +150,18 @@ def simulator_answering_late(hold: float, created: threading.Event) -> Iterator[
         loop.close()
 
 
-def test_ctrl_c_while_a_submission_awaits_its_answer_records_the_task(tmp_path: Path) -> None:
+# SIGHUP is a closed terminal or a dropped SSH session: it must journal the answer as Ctrl-C does.
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["int", "term", "hup"])
+def test_ctrl_c_while_a_submission_awaits_its_answer_records_the_task(
+        tmp_path: Path, sig: signal.Signals) -> None:
     manifest = write_manifest(tmp_path, 1)
     created = threading.Event()
     with simulator_answering_late(0.5, created) as sim:
         command = run_command(manifest, sim.base_url)
         first = Attempt.start(command, tmp_path, "first", run_env())
         assert created.wait(30), first.output()
-        first.process.send_signal(signal.SIGINT)  # the task exists; its answer is on the way
+        first.process.send_signal(sig)  # the task exists; its answer is on the way
         assert first.finish() == 130, first.output()
         [task_id] = tasks_by_prompt(sim)[prompt_of("shot-0")]
         entry = load_state(manifest).jobs["shot-0"]

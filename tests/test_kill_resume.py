@@ -79,14 +79,14 @@ class Attempt:
             process = subprocess.Popen(command, stdout=out, stderr=err, cwd=directory, env=env)
         return cls(process, stdout, stderr)
 
-    def wait_for(self, text: str, timeout: float = 30) -> bool:
-        """Wait until `text` is in stdout; False if the process ended without printing it."""
+    def wait_for(self, text: str, timeout: float = 30, *, times: int = 1) -> bool:
+        """Wait until `text` is in stdout (`times` times); False if the process ended first."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if text in self.stdout.read_text(errors="replace"):
+            if self.stdout.read_text(errors="replace").count(text) >= times:
                 return True
             if self.process.poll() is not None:
-                return text in self.stdout.read_text(errors="replace")
+                return self.stdout.read_text(errors="replace").count(text) >= times
             time.sleep(0.005)
         raise AssertionError(f"no {text!r} within {timeout}s; stderr: {self.stderr.read_text()}")
 

@@ -191,8 +191,12 @@ def test_a_signal_during_429_waits_flags_nothing(tmp_path: Path, sig: signal.Sig
     # One slot, tasks that outlast the test: three jobs wait for the slot until the signal.
     with SimulatorThread(latency=60, seed=3, faults=Faults(concurrency_limit=1)) as sim:
         attempt = Attempt.start(run_command(manifest, sim.base_url), tmp_path, "run", run_env())
+        # Signal once every job's answer is journaled (a kill -9 keeps only the journal): the
+        # slot holder's task id before "submitted", each refused job's return to pending before
+        # its wait for the slot. Any one line alone can come before another job's answer.
+        assert attempt.wait_for('"event": "submitted"'), attempt.output()
         assert attempt.wait_for('"event": "throttled"'), attempt.output()
-        assert attempt.wait_for('"reason": "provider_slot"'), attempt.output()
+        assert attempt.wait_for('"reason": "provider_slot"', times=3), attempt.output()
         attempt.process.send_signal(sig)
         code = attempt.finish()
     assert code == (-signal.SIGKILL if sig is signal.SIGKILL else 130), attempt.output()
