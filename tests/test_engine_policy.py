@@ -47,6 +47,9 @@ def test_retry_after_forms() -> None:
     assert parse_retry_after(format_datetime(now - timedelta(seconds=30), usegmt=True), now) == 0
     assert parse_retry_after("soon", now) is None
     assert parse_retry_after(None, now) is None
+    # Not delays at all: a NaN would reach --json as invalid JSON, infinity would wait forever.
+    for garbled in ("nan", "NaN", "inf", "-inf", "Infinity", "1e999"):
+        assert parse_retry_after(garbled, now) is None, garbled
 
 
 @pytest.mark.parametrize(("remaining", "expected"), [
