@@ -220,3 +220,36 @@ async def test_auth_failures_name_their_cause(tmp_path: Path, status: int, body:
         await runner.cleanup()
     assert caught.value.cause == cause and says in str(caught.value)
     assert "sk-secret-1" not in str(caught.value)
+
+
+async def test_an_endless_answer_is_cut_at_the_answer_bound() -> None:
+    # An endless JSON body once reached 4.7 GB; it must be cut near MAX_ANSWER_BYTES (1 MiB).
+    sent = 0
+
+    async def endless(request: web.Request) -> web.StreamResponse:
+        nonlocal sent
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await response.prepare(request)  # chunked: no length to refuse up front
+        chunk = b'{"id": "task_x", "pad": "' + b"x" * 65_536
+        try:
+            while sent < 256 * 1024 * 1024:  # a broken client fails the test, not the machine
+                await response.write(chunk)
+                sent += len(chunk)
+        except (ConnectionError, RuntimeError):
+            pass  # the client hung up, as it should
+        return response
+
+    app = web.Application()
+    app.router.add_get("/v1/videos/{task_id}", endless)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with connect(f"http://127.0.0.1:{port}", DEMO_KEY) as client:
+            with pytest.raises(ServerError, match="ran past 1048576 bytes"):
+                await client.poll("task_x")
+    finally:
+        await runner.cleanup()
+    assert sent < 16 * 1024 * 1024, sent  # the client's buffers, not the whole stream
