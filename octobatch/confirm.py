@@ -51,7 +51,9 @@ def question(name: str, plan: Plan, cost: Estimate, base_url: str,
         money = (f"{money} + {cost.unpriced_jobs} unpriced" if priced
                  else "unpriced (no settings.prices)")
     limit = f", cap {amount(cap, cost.currency)}" if cap is not None else ""
-    return (f"{name}: {n} job{'s' if n != 1 else ''} to submit to {base_url} "
+    takes = plan.submissions()
+    of = f" ({takes} takes)" if takes != n else ""
+    return (f"{name}: {n} job{'s' if n != 1 else ''}{of} to submit to {base_url} "
             f"({video or 'no seconds given'}); cost {money}; already spent "
             f"{amount(cost.spent, cost.currency)}{limit}. Submit? [y/N] ")
 

@@ -63,22 +63,21 @@ class Estimate:
 
 def estimate(plan: Plan, prices: Mapping[str, Price], currency: str | None,
              spent: float = 0.0) -> Estimate:
-    from octobatch.plan import COSTLY
-
     per_step: dict[str, float | None] = {}
     by_model: dict[str, ModelCost] = {}
     total, unpriced = 0.0, 0
     for step in plan.steps:
         model = _model(step)
         price = prices.get(model)
-        if step.action not in COSTLY or step.job is None:
+        if not step.takes or step.job is None:
             per_step[step.job_id] = 0.0 if price is not None else None
             continue
-        cost = price.of(step.job.seconds) if price is not None else None
+        one = price.of(step.job.seconds) if price is not None else None
+        cost = None if one is None else one * step.takes  # every take is a paid generation
         per_step[step.job_id] = cost
         line = by_model.setdefault(model, ModelCost())
         line.jobs += 1
-        line.seconds += step.job.seconds or 0
+        line.seconds += (step.job.seconds or 0) * step.takes
         if cost is None:
             unpriced += 1
             line.unpriced_jobs += 1

@@ -48,6 +48,9 @@ class Step:
     job: JobSpec | None  # None for orphans
     entry: LockEntry | None  # None for new jobs
     changed: tuple[str, ...] = ()  # fields that differ from the lockfile (regenerate)
+    # Takes this step submits: a costly action's own submission plus, for a job with fewer
+    # completed takes of its spec than `takes: N` asks for, the missing ones after it.
+    takes: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,17 +64,22 @@ class Plan:
         return counts
 
     def seconds_by_model(self) -> dict[str, int]:
-        """Seconds of video the run would generate, per model (jobs without seconds count 0)."""
+        """Seconds of video the run would generate, per model and take (jobs without seconds
+        count 0)."""
         totals: dict[str, int] = {}
         for step in self.steps:
-            if step.action in COSTLY and step.job is not None:
+            if step.takes and step.job is not None:
                 model = step.job.model
-                totals[model] = totals.get(model, 0) + (step.job.seconds or 0)
+                totals[model] = totals.get(model, 0) + (step.job.seconds or 0) * step.takes
         return totals
 
     def costly(self) -> int:
         """How many jobs would (or may already) cost a generation."""
-        return sum(1 for step in self.steps if step.action in COSTLY)
+        return sum(1 for step in self.steps if step.takes)
+
+    def submissions(self) -> int:
+        """How many takes the run would submit (each one a paid generation)."""
+        return sum(step.takes for step in self.steps)
 
 
 def make_plan(
@@ -114,11 +122,22 @@ def _replacement(job_id: str, entry: LockEntry | None, globs: Sequence[str],
 
 def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool,
           replacement: str | None = None) -> Step:
+    have = _takes_done(job, entry)
+    missing = max(job.takes - have, 0)
+
     def step(action: Action, reason: str, changed: tuple[str, ...] = ()) -> Step:
-        return Step(job.id, action, reason, job, entry, changed)
+        # A costly action submits at least its own take; any other submits only missing ones
+        # after it (a poll's task is one of them already).
+        takes = max(missing, 1) if action in COSTLY else 0
+        if action in (Action.POLL, Action.DOWNLOAD):
+            takes = max(missing - (action is Action.POLL), 0)
+        if job.takes > 1 and takes:
+            reason += ("; then" if action not in COSTLY else ";") + _more_takes(
+                job.takes, have, takes)
+        return Step(job.id, action, reason, job, entry, changed, takes)
 
     if entry is None or entry.status is Status.PENDING:
-        return step(Action.SUBMIT, "new job")
+        return step(Action.SUBMIT, "new job" if not have else "the next take was not submitted yet")
     if entry.spec_hash != job.spec_hash:
         changed = changed_fields(job.canonical, entry.spec)
         what = ", ".join(changed) if changed else "the spec"
@@ -128,6 +147,8 @@ def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_fail
     status = entry.status
     if status is Status.COMPLETED:
         if on_disk is not None and on_disk == entry.bytes:
+            if missing:
+                return step(Action.SUBMIT, "more takes wanted")
             return step(Action.SKIP, "up to date")
         if on_disk is None:
             return step(Action.DOWNLOAD, "completed, but the file is missing")
@@ -143,6 +164,22 @@ def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_fail
     # submitting without a task id, uncertain, or queued/running with no task id to poll: the
     # POST may have created a task we never heard about.
     return step(Action.UNCERTAIN, "a submission may have created a task; possible duplicate")
+
+
+def _takes_done(job: JobSpec, entry: LockEntry | None) -> int:
+    """Completed takes of the job's current spec (takes of an earlier spec do not count)."""
+    if entry is None:
+        return 0
+    done = sum(1 for take in entry.take_history() if take.spec_hash == job.spec_hash)
+    if entry.status is Status.COMPLETED and entry.spec_hash == job.spec_hash:
+        return max(done, 1)  # a completed entry is one take, even with no history recorded
+    return done
+
+
+def _more_takes(wanted: int, have: int, takes: int) -> str:
+    """` submit 2 more takes (1 of 3 done)`: what a step submits for `takes: N`."""
+    more = " more" if have or takes < wanted else ""
+    return f" submit {takes}{more} take{'s' if takes != 1 else ''} ({have} of {wanted} done)"
 
 
 def changed_fields(new: Mapping[str, Any], old: Mapping[str, Any]) -> tuple[str, ...]:

@@ -147,7 +147,8 @@ def test_totals_count_actions_seconds_and_cost() -> None:
 def test_plan_is_a_value() -> None:
     spec = job()
     assert make_plan([spec], LockState("m.yaml"), {}) == Plan((Step("a", Action.SUBMIT,
-                                                                    "new job", spec, None),))
+                                                                    "new job", spec, None,
+                                                                    takes=1),))
 
 
 def test_changed_fields_covers_added_and_removed_keys() -> None:

@@ -213,13 +213,14 @@ def test_plan_json(project: Path, capsys: pytest.CaptureFixture[str],
     assert steps["broken"]["action"] == "retry"
     assert steps["changed"] == {"id": "changed", "action": "regenerate", "model": "omni-fast",
                                 "reason": "changed: prompt", "seconds": 8,
-                                "changed": ["prompt"], "cost": None}
+                                "changed": ["prompt"], "takes": 1, "cost": None}
     assert document["totals"] == {
         "jobs": 8,
         "actions": {"submit": 1, "poll": 1, "download": 1, "skip": 1, "regenerate": 1,
                     "retry": 1, "uncertain": 1, "orphan": 1},
         "seconds_by_model": {"omni-fast": 24, "jimeng-video-3.0": 5},
         "costly_jobs": 4,
+        "takes": 4,
     }
 
 

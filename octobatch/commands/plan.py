@@ -20,7 +20,7 @@ from octobatch.errors import EXIT_OK
 from octobatch.keycheck import KeyQuota, check_key
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.paths import absolute, shown
-from octobatch.plan import COSTLY, Action, Plan, Step, plan_manifest
+from octobatch.plan import Action, Plan, Step, plan_manifest
 from octobatch.selection import check_globs, only
 from octobatch.state import LockState, load_state
 
@@ -114,6 +114,7 @@ def to_json(manifest: Manifest, plan: Plan, cost: Estimate | None = None) -> dic
                 "model": step.job.model if step.job else (step.entry.model if step.entry else None),
                 "seconds": step.job.seconds if step.job else None,
                 "changed": list(step.changed),
+                "takes": step.takes,
                 "cost": cost.per_step.get(step.job_id),
             }
             for step in plan.steps
@@ -123,6 +124,7 @@ def to_json(manifest: Manifest, plan: Plan, cost: Estimate | None = None) -> dic
             "actions": {a.value: n for a, n in plan.counts().items() if n},
             "seconds_by_model": plan.seconds_by_model(),
             "costly_jobs": plan.costly(),
+            "takes": plan.submissions(),
         },
         "cost": cost.to_json(),
     }
@@ -161,9 +163,10 @@ def render(manifest: Manifest, plan: Plan, cost: Estimate | None = None, *,
     lines.append(f"jobs: {len(plan.steps)}" + (f" ({per_action})" if per_action else ""))
     video = ", ".join(f"{model} {s}s" for model, s in sorted(plan.seconds_by_model().items()))
     lines.append(f"video to generate: {video or 'none'}")
-    costly = plan.costly()
-    lines.append(paint("1", f"jobs that will cost money: {costly}") if costly
-                 else "jobs that will cost money: 0")
+    costly, takes = plan.costly(), plan.submissions()
+    paid = f"jobs that will cost money: {costly}" + (f" ({takes} takes)" if takes != costly
+                                                       else "")
+    lines.append(paint("1", paid) if costly else paid)
     lines += cost_lines(cost, paint)
     return "\n".join(lines) + "\n"
 
@@ -199,7 +202,7 @@ def cost_lines(cost: Estimate, paint: Callable[[str, str], str] = lambda _, t: t
 
 
 def _step_cost(step: Step, cost: Estimate) -> str:
-    if step.action not in COSTLY:
+    if not step.takes:
         return ""
     value = cost.per_step.get(step.job_id)
     return "unpriced" if value is None else amount(value, cost.currency)

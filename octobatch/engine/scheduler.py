@@ -15,6 +15,7 @@ import random
 import time
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 from octobatch import progress as ev
 from octobatch.download import check_output_dir
@@ -23,7 +24,7 @@ from octobatch.engine.options import EngineOptions, RunResult
 from octobatch.engine.slots import SubmitGate
 from octobatch.errors import OctobatchError
 from octobatch.models import find_model
-from octobatch.plan import Action, Plan, Step
+from octobatch.plan import COSTLY, Action, Plan, Step
 from octobatch.providers.base import DEFAULT_PROVIDER, Provider, ProviderSource
 from octobatch.state import StateStore, Status
 
@@ -142,7 +143,20 @@ class Engine:
             self.emit(ev.Failed(job_id=step.job_id, task_id=entry.task_id if entry else None,
                                 code="unknown_provider", message=str(exc)))
             return
-        await JobRun(self._ctx, step, provider, self._gate(provider)).run()
+        gate = self._gate(provider)
+        # `takes: N`: the job's one lockfile entry follows one task at a time, so its missing
+        # takes are submitted one after another, each once the one before it is complete.
+        more = step.takes - (step.action in COSTLY)
+        while True:
+            try:
+                await JobRun(self._ctx, step, provider, gate).run()
+            except Done:
+                pass
+            entry = self.store.state.jobs.get(step.job_id)
+            if more <= 0 or entry is None or entry.status is not Status.COMPLETED:
+                return  # failed, capped or unfinished: the next run's plan takes it from here
+            more -= 1
+            step = replace(step, action=Action.SUBMIT, entry=entry)
 
     def provider_for(self, model: str) -> Provider:
         """The provider that serves `model` (its model file says; unknown models: default)."""
