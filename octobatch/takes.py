@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[in
         kept = take_file(final, take.take)
         dir_fd = open_dir(final.parent)
         try:
-            if _exists(final.name, dir_fd):
-                if _exists(kept.name, dir_fd):  # never lose either video
+            kept_there = _exists(kept.name, dir_fd)
+            if kept_there and _holds(kept.name, dir_fd, take.sha256):
+                pass  # moved before a crash: whatever `final` holds now is not recorded
+            elif _exists(final.name, dir_fd):
+                if kept_there:  # never lose either video
                     raise FileExistsError(errno.EEXIST, f"{kept} exists, so take {take.take} "
                                           "cannot be kept there; move it away", str(kept))
                 os.rename(final.name, kept.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
@@ -42,6 +46,19 @@ def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[in
             os.close(dir_fd)
         moved[take.take] = os.path.relpath(kept, lock_dir)
     return moved
+
+
+def _holds(name: str, dir_fd: int, sha256: str) -> bool:
+    """Whether file `name` has exactly these bytes (read only when a crash may have left it)."""
+    digest = hashlib.sha256()
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
+    except OSError:
+        return False
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest() == sha256
 
 
 def _exists(name: str, dir_fd: int) -> bool:

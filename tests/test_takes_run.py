@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 from engine_helpers import FAST, OMNI_DEFAULTS, POLL, run_engine, submits, write_manifest
 
@@ -20,6 +21,7 @@ from octobatch.progress import Event, NotSubmitted
 from octobatch.session import RunSession
 from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import LockEntry, LockState, Status, Take, load_state
+from octobatch.takes import keep_earlier_takes
 
 
 def set_takes(path: Path, job_id: str, takes: int) -> None:
@@ -180,3 +182,23 @@ def test_plan_text_and_json_count_takes(tmp_path: Path, monkeypatch: Any, capsys
     assert "more takes wanted; submit 2 more takes (2 of 4 done)" in out
     assert "jobs that will cost money: 1 (2 takes)" in out
     assert "total cost: 1.60 USD" in out
+
+
+def test_a_kill_after_an_earlier_take_was_moved_resumes_without_losing_it(
+    tmp_path: Path,
+) -> None:
+    """A kill -9 after take 1 was renamed and take 2 placed, before take 2 was journaled."""
+    out = tmp_path / "out"
+    out.mkdir()
+    first = b"take one"
+    (out / "cat.take1.mp4").write_bytes(first)
+    (out / "cat.mp4").write_bytes(b"take two, placed but not recorded")
+    entry = LockEntry(spec_hash="h1", model="omni-fast", status=Status.RUNNING, task_id="t2",
+                      takes=(Take(1, "t1", "out/cat.mp4", hashlib.sha256(first).hexdigest(),
+                                  len(first), "h1", "2026"),))
+    assert keep_earlier_takes(entry, out / "cat.mp4", tmp_path) == {1: "out/cat.take1.mp4"}
+    assert (out / "cat.take1.mp4").read_bytes() == first
+    (out / "cat.take1.mp4").write_bytes(b"another video")  # not take 1: never overwritten
+    with pytest.raises(FileExistsError, match="cannot be kept there"):
+        keep_earlier_takes(entry, out / "cat.mp4", tmp_path)
+    assert (out / "cat.take1.mp4").read_bytes() == b"another video"
