@@ -21,6 +21,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
+import functools
 import hashlib
 import json
 import os
@@ -143,7 +144,7 @@ class Downloader:
                 if resp.status in (400, 401, 403, 404, 410):
                     raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
                 if resp.status == 416 and kept.size:
-                    return self._unsatisfiable(resp, dest, kept)
+                    return await self._forget_note(dest, self._unsatisfiable(resp, dest, kept))
                 if resp.status not in (200, 206):
                     body = await resp.content.read(_ERROR_BODY)
                     raise errors(resp.status, self._scrub(body.decode("utf-8", "replace")),
@@ -176,7 +177,7 @@ class Downloader:
             if self._partials.get(dest, kept).size > kept.call_start:
                 raise self._cut(dest, str(transport_error(exc, url))) from None
             raise transport_error(exc, url) from None
-        return self._finished(dest, target)
+        return await self._forget_note(dest, self._finished(dest, target))
 
     def _resumable(self, dest: Path, kept: _Partial | None) -> _Partial:
         """`kept` if the file on disk is still exactly those bytes, else a fresh start."""
@@ -281,9 +282,15 @@ class Downloader:
             raise TruncatedDownload("download was empty")
         self._partials.pop(dest, None)
         self._began.pop(dest, None)
-        _resume_note(dest).unlink(missing_ok=True)
         return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
                           received=self._wire.pop(dest, 0))
+
+    async def _forget_note(self, dest: Path, got: Downloaded) -> Downloaded:
+        # The whole file is here: its resume note is of no use. Removed in the file threads,
+        # like every other file operation of a download, so the event loop never waits on disk.
+        await asyncio.get_running_loop().run_in_executor(
+            self._files, functools.partial(_resume_note(dest).unlink, missing_ok=True))
+        return got
 
     def _cut(self, dest: Path, message: str) -> TruncatedDownload:
         """A transient error for a cut transfer: says how far the file got, and how much this
