@@ -35,3 +35,23 @@ def absolute(path: str | os.PathLike[str]) -> str:
 def from_lockfile(lock_path: Path, output: str | None) -> Path | None:
     """A lockfile entry's `output` (relative to the lockfile's folder) as a usable path."""
     return None if not output else Path(os.path.abspath(lock_path.parent / output))
+
+
+def followed(path: Path) -> Path:
+    """`path`, or the file a symbolic link at its last component leads to.
+
+    A symlinked manifest is the manifest it points at (its lockfile, its relative paths), so
+    an alias never pays again for the target's jobs. Only the last component is followed:
+    linked folders on the way keep the user's spelling, which the lockfile's relative output
+    paths are computed against.
+    """
+    for _ in range(_MAX_LINKS):
+        try:
+            target = os.readlink(path)
+        except OSError:  # not a link (or not there: the caller reports that)
+            return path
+        path = Path(os.path.normpath(path.parent / target))
+    return path  # a loop of links: opening it fails with the system's own message
+
+
+_MAX_LINKS = 40  # as the kernel allows

@@ -1,6 +1,6 @@
 """What a run would do with each job, and why: a pure function of (jobs, lockfile, outputs).
 
-The engine acts on these steps; `plan` prints them. Only `observe_outputs` touches the disk,
+The engine acts on these steps; `plan` prints them. Only the `observe_` functions touch the disk,
 so the rules themselves are tested without files.
 """
 
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octobatch.jobs import JobSpec
+from octobatch.owned import in_the_way
 from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
@@ -31,6 +33,9 @@ class Action(str, enum.Enum):
     FAILED = "failed"
     UNCERTAIN = "uncertain"
     ORPHAN = "orphan"
+    # The job's output name holds a file octobatch did not write for it: nothing is submitted
+    # or downloaded for the job until that file is moved away.
+    BLOCKED = "blocked"
 
 
 # How a regeneration of a completed job says that its video is not lost.
@@ -90,14 +95,19 @@ def make_plan(
     retry_failed: bool = False,
     replace: Sequence[str] = (),
     replace_rejected: bool = False,
+    blocked: Mapping[str, str] | None = None,
 ) -> Plan:
     """One step per job (manifest order), then one per lockfile entry no job claims.
 
     `replace` (shell-style globs on job ids) and `replace_rejected` regenerate completed jobs
-    as a new take; the current video is kept as an earlier take.
+    as a new take; the current video is kept as an earlier take. `blocked`: job id -> why a
+    file where the job's video lives (or would go) is not octobatch's to replace.
     """
-    steps = [_step(job, state.jobs.get(job.id), outputs.get(job.id), retry_failed,
-                   _replacement(job.id, state.jobs.get(job.id), replace, replace_rejected))
+    blocked = blocked or {}
+    steps = [_blocked(_step(job, state.jobs.get(job.id), outputs.get(job.id), retry_failed,
+                            _replacement(job.id, state.jobs.get(job.id), replace,
+                                         replace_rejected)),
+                      blocked.get(job.id), outputs.get(job.id))
              for job in jobs]
     wanted = {job.id for job in jobs}
     steps.extend(
@@ -118,6 +128,20 @@ def _replacement(job_id: str, entry: LockEntry | None, globs: Sequence[str],
     if rejected and entry.decision == "rejected":
         return "rejected in review (--replace-rejected)"
     return None
+
+
+def _blocked(step: Step, reason: str | None, on_disk: int | None) -> Step:
+    """`step`, unless a file octobatch must not replace stands where it would write.
+
+    Only what the plan can judge: a costly step (nothing is paid for a video that could not
+    be placed) and a completed job's own recorded file. A job with a task at the provider is
+    judged when its download arrives, against the downloaded bytes: after a kill -9 between
+    placing a file and recording it, the file at its name is the job's own.
+    """
+    if reason is None or not (step.action in COSTLY or step.action is Action.SKIP
+                              or (step.action is Action.DOWNLOAD and on_disk is not None)):
+        return step
+    return Step(step.job_id, Action.BLOCKED, reason, step.job, step.entry, step.changed)
 
 
 def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool,
@@ -201,9 +225,33 @@ def observe_outputs(lock_dir: Path, state: LockState) -> dict[str, int | None]:
     return sizes
 
 
+def observe_blocked(jobs: Sequence[JobSpec], state: LockState, lock_dir: Path,
+                    output_dir: Path) -> dict[str, str]:
+    """Job id -> why the file its video lives in (or would go to) is not octobatch's to
+    replace: a completed job's recorded file when it is there, else `<output_dir>/<id>.mp4`.
+
+    Only files that exist are looked at, and only a file modified after its take completed is
+    read (see `octobatch.owned`).
+    """
+    blocked: dict[str, str] = {}
+    for job in jobs:
+        entry = state.jobs.get(job.id)
+        path = output_dir / f"{job.id}.mp4"
+        if entry is not None and entry.status is Status.COMPLETED and entry.output:
+            recorded = Path(os.path.abspath(lock_dir / entry.output))
+            if os.path.lexists(recorded):
+                path = recorded  # its file decides between up to date and blocked
+        reason = in_the_way(path, entry, lock_dir)
+        if reason is not None:
+            blocked[job.id] = reason
+    return blocked
+
+
 def plan_manifest(manifest: Manifest, state: LockState, *, retry_failed: bool = False,
                   replace: Sequence[str] = (), replace_rejected: bool = False) -> Plan:
     """`make_plan` for a loaded manifest, with its output files looked at on disk."""
-    outputs = observe_outputs(manifest.lock_path.parent, state)
+    lock_dir = manifest.lock_path.parent
+    outputs = observe_outputs(lock_dir, state)
+    blocked = observe_blocked(manifest.jobs, state, lock_dir, manifest.output_dir)
     return make_plan(manifest.jobs, state, outputs, retry_failed=retry_failed, replace=replace,
-                     replace_rejected=replace_rejected)
+                     replace_rejected=replace_rejected, blocked=blocked)

@@ -93,7 +93,10 @@ def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
     chosen = lock_dir / takes[take].output
     dir_fd = open_dir(final.parent)
     try:
-        if _exists(final.name, dir_fd) and not _exists(aside.name, dir_fd):
+        if _exists(final.name, dir_fd):
+            if _exists(aside.name, dir_fd):  # moving the selected video there would lose one
+                raise FileExistsError(errno.EEXIST, f"{aside} exists, so take {current.take} "
+                                      "cannot be moved there; move it away", str(aside))
             os.rename(final.name, aside.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         if chosen.parent == final.parent and _exists(chosen.name, dir_fd):
             os.rename(chosen.name, final.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)

@@ -74,11 +74,29 @@ async def test_deleted_video_is_downloaded_again_without_a_new_task(
     path = write_manifest(tmp_path, prompts_jobs(3))
     await run_engine(simulator, path)
     (tmp_path / "out" / "clip-1.mp4").unlink()
-    (tmp_path / "out" / "clip-2.mp4").write_bytes(b"corrupt")
     before = len(submits(simulator))
     again = await run_engine(simulator, path)
     assert again.result.ok and len(submits(simulator)) == before
-    assert {e.job_id for e in again.named("downloaded")} == {"clip-1", "clip-2"}
+    assert {e.job_id for e in again.named("downloaded")} == {"clip-1"}
+    assert_files_match(simulator, path)
+
+
+async def test_a_changed_video_is_never_downloaded_over(simulator: Simulator,
+                                                       tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(3))
+    await run_engine(simulator, path)
+    edited = tmp_path / "out" / "clip-2.mp4"
+    edited.write_bytes(b"corrupt")
+    before = len(simulator.requests)
+    again = await run_engine(simulator, path)
+    assert len(simulator.requests) == before  # nothing submitted, nothing fetched
+    assert edited.read_bytes() == b"corrupt"
+    assert again.result.unfinished == 1 and not again.result.ok
+    [unfinished] = again.named("unfinished")
+    assert unfinished.job_id == "clip-2" and "has 7 bytes, not the" in unfinished.reason
+    edited.unlink()  # the user moves it away: the rerun downloads the video again
+    third = await run_engine(simulator, path)
+    assert third.result.ok and {e.job_id for e in third.named("downloaded")} == {"clip-2"}
     assert_files_match(simulator, path)
 
 

@@ -116,6 +116,17 @@ async def test_choosing_a_take_makes_it_the_selected_file(server: str, project: 
     assert lock_jobs(project)["cat"]["task_id"] == "video_cat_2"
 
 
+async def test_a_file_at_the_take_name_stops_the_swap_and_loses_no_video(
+        server: str, project: Manifest) -> None:
+    out = project.output_dir
+    (out / "cat.take2.mp4").write_bytes(b"someone's file")  # where take 2 would move
+    status, job = await post(server, "cat", {"decision": "approved", "take": 1})
+    assert status >= 400 and "cat.take2.mp4 exists" in json.dumps(job)
+    assert (out / "cat.mp4").read_bytes() == clip("cat", 2)
+    assert (out / "cat.take2.mp4").read_bytes() == b"someone's file"
+    assert lock_jobs(project)["cat"]["task_id"] == "video_cat_2"
+
+
 @pytest.mark.parametrize(
     ("body", "raw", "status", "message"),
     [

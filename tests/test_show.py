@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,9 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     store = StateStore.open(path)
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "hero.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(100))
+    # Written before the take completed, as a run does (the recorded sha256 is made up).
+    written = datetime(2026, 12, 1, 21, 0, 59, tzinfo=timezone.utc).timestamp()
+    os.utime(tmp_path / "out" / "hero.mp4", (written, written))
     store.put("hero", LockEntry(spec_hash=job.spec_hash, model=job.model, spec=dict(job.canonical),
                                 status=Status.COMPLETED, task_id="video_h1",
                                 output="out/hero.mp4", bytes=112, sha256="ab" * 32, attempts=2,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,7 @@ def record_run(manifest: Path) -> None:
     (manifest.parent / "out").mkdir()
     (manifest.parent / "out" / "beach.mp4").write_bytes(video)
     put("beach", status=Status.COMPLETED, task_id="video_b1", output="out/beach.mp4",
-        bytes=len(video), sha256="0" * 64)
+        bytes=len(video), sha256=hashlib.sha256(video).hexdigest())
     put("cat", status=Status.FAILED, task_id="video_c1",
         error={"code": "content_policy", "message": "the prompt was rejected"})
     put("dog", status=Status.RUNNING, task_id="video_d1")

@@ -32,6 +32,7 @@ ORDER = (
     Action.UNCERTAIN,
     Action.POLL,
     Action.DOWNLOAD,
+    Action.BLOCKED,
     Action.FAILED,
     Action.SKIP,
     Action.ORPHAN,
@@ -43,6 +44,7 @@ _COLOURS = {
     Action.UNCERTAIN: "31",  # red
     Action.POLL: "36",  # cyan
     Action.DOWNLOAD: "36",
+    Action.BLOCKED: "31",
     Action.FAILED: "31",
     Action.SKIP: "2",  # dim
     Action.ORPHAN: "35",  # magenta

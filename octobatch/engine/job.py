@@ -36,6 +36,7 @@ from octobatch.errors import OctobatchError
 from octobatch.inputs import InputFileError
 from octobatch.jobs import ApiRequest
 from octobatch.models import build_request
+from octobatch.owned import Recorded, in_the_way
 from octobatch.plan import Action, Step
 from octobatch.providers.base import Provider, TaskState, VideoStatus
 from octobatch.retry import POLL_CEILING_FACTOR, PollPacer
@@ -498,9 +499,15 @@ class JobRun:
                         self._unfinished(task_id, f"download failed until --timeout: {exc}; "
                                          "rerun to download it (the task is not resubmitted)")
                     await self._retry_wait("download", attempt, exc, task_id)
+            entry = self.store.state.jobs[self.job_id]
             try:
-                moved = keep_earlier_takes(self.store.state.jobs[self.job_id], final,
-                                           self.store.lock_dir)
+                moved = keep_earlier_takes(entry, final, self.store.lock_dir)
+                # After the earlier take moved aside, whatever is at `final` is someone
+                # else's file unless it already holds these very bytes.
+                blocker = in_the_way(final, entry, self.store.lock_dir,
+                                     Recorded(got.sha256, got.bytes))
+                if blocker is not None:
+                    self._unfinished(task_id, f"{blocker} (the task is kept)")
                 place(partial, final)
             except OSError as exc:  # keeping an earlier take's file failed
                 self._unfinished(task_id, str(local_error(exc, final)))

@@ -54,6 +54,8 @@ class Engine:
                                clock=clock, rng=rng or random.Random(),
                                reach=Reach(options.retry.breaker_threshold))
         self._gates: dict[str, SubmitGate] = {}
+        # Jobs whose file is in the way: unfinished, whatever their lockfile status says.
+        self._blocked: set[str] = set()
 
     # -- the run --
 
@@ -75,6 +77,11 @@ class Engine:
                                     task_id=step.entry.task_id if step.entry else None,
                                     code=error.get("code", "failed"),
                                     message=error.get("message", step.reason)))
+            elif step.action is Action.BLOCKED:
+                self._blocked.add(step.job_id)
+                self.emit(ev.Unfinished(job_id=step.job_id,
+                                        task_id=step.entry.task_id if step.entry else None,
+                                        reason=step.reason))
             elif step.action is Action.ORPHAN:
                 if self.options.prune:
                     self.store.remove(step.job_id)
@@ -182,6 +189,11 @@ class Engine:
         running = not_submitted = 0
         for job_id in job_ids:
             entry = self.store.state.jobs.get(job_id)
+            if job_id in self._blocked:  # unfinished: its video is not where it belongs
+                counts[Status.PENDING] += 1
+                running += entry is not None and bool(entry.task_id) \
+                    and entry.status in _IN_FLIGHT
+                continue
             if entry is None:
                 counts[Status.PENDING] += 1
                 not_submitted += 1

@@ -31,6 +31,7 @@ from octobatch.manifest.rows import Row, RowsProblem, read_rows
 from octobatch.manifest.spec import JobBuilder
 from octobatch.manifest.yamlpos import YamlError, parse
 from octobatch.models import MODELS_PATH_ENV, Model, manifest_models
+from octobatch.paths import followed
 from octobatch.schemas import (
     default_schema_dir,
     did_you_mean,
@@ -138,6 +139,7 @@ class _Access:
 
 def _load(path: Path, access: _Access, output_dir: str | Path | None, schema_dir: Path,
           limits: Limits) -> Manifest:
+    path = followed(path)  # a symlinked manifest is its target: its folder, its lockfile
     data, reporter = _read(path)
     return _Loader(path, data, reporter, access, schema_dir, limits).load(output_dir)
 

@@ -20,6 +20,7 @@ from octobatch.fsutil import (
     remove_file,
     write_all,
 )
+from octobatch.paths import followed
 from octobatch.state.backend import Stored
 from octobatch.state.entry import LockState
 from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
@@ -27,7 +28,8 @@ from octobatch.state.runlock import RunLock
 
 
 def lock_path_for(manifest: Path) -> Path:
-    """`path/name.yaml` -> `path/name.lock.json`."""
+    """`path/name.yaml` -> `path/name.lock.json`; a symlinked manifest's is its target's."""
+    manifest = followed(manifest)
     return manifest.with_name(manifest.stem + ".lock.json")
 
 

@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from octobatch.paths import followed
 from octobatch.state import journal
 from octobatch.state.backend import Backend
 from octobatch.state.entry import Decision, LockEntry, LockState, Review, Status, Take
@@ -36,7 +37,7 @@ def load_state(manifest: Path, *, backend: Backend | None = None) -> LockState:
     Read-only and lock-free (for `plan` and `status`), so it works while a run is going.
     """
     backend = backend or LocalFiles(manifest)
-    state, _, _ = _load(backend, manifest.name)
+    state, _, _ = _load(backend, followed(manifest).name)
     return state
 
 
@@ -88,7 +89,7 @@ class StateStore:
         backend = backend or LocalFiles(manifest_path)
         backend.lock()
         try:
-            state, good, lock_size = _load(backend, manifest_path.name)
+            state, good, lock_size = _load(backend, followed(manifest_path).name)
             backend.begin(good)
         except BaseException:
             backend.close()
