@@ -21,7 +21,6 @@ import asyncio
 import concurrent.futures
 import contextlib
 import errno
-import functools
 import hashlib
 import json
 import os
@@ -289,7 +288,7 @@ class Downloader:
         # The whole file is here: its resume note is of no use. Removed in the file threads,
         # like every other file operation of a download, so the event loop never waits on disk.
         await asyncio.get_running_loop().run_in_executor(
-            self._files, functools.partial(_resume_note(dest).unlink, missing_ok=True))
+            self._files, fsutil.remove_file, _resume_note(dest))
         return got
 
     def _cut(self, dest: Path, message: str) -> TruncatedDownload:
@@ -495,13 +494,15 @@ def place(partial: Path, final: Path) -> None:
         raise local_error(exc, final) from None
 
 
-def check_output_dir(directory: Path) -> None:
-    """Fail before anything is paid for when `directory` cannot take a file."""
+def check_output_dir(directory: Path, *, root: Path | None = None) -> None:
+    """Fail before anything is paid for when `directory` cannot take a file, or is reached
+    through a symlink below `root` (see `fsutil.open_dir`)."""
     probe = directory / f".octobatch-write-check-{os.getpid()}"
     try:
-        fsutil.make_dirs(directory)
-        os.close(fsutil.open_file(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC))
-        fsutil.remove_file(probe)
+        fsutil.make_dirs(directory, root=root)
+        os.close(fsutil.open_file(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC,
+                                  root=root))
+        fsutil.remove_file(probe, root=root)
     except OSError as exc:
         fix = _fix(exc)
         if exc.errno in (errno.EEXIST, errno.ENOTDIR):

@@ -14,12 +14,12 @@ new model is one file (tests/test_schemas.py fails when the committed file has d
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from octobatch.fsutil import atomic_write, make_dirs
 from octobatch.models import Model, load_models
 from octobatch.schemas import default_schema_dir, read_schema
 
@@ -64,24 +64,30 @@ def render_editor_schema(schema_dir: Path | None = None) -> str:
 
 
 def write_project_schema(out_dir: Path, extra_dirs: tuple[Path, ...],
-                         schema_dir: Path | None = None) -> Path:
+                         schema_dir: Path | None = None, *, project: Path | None = None) -> Path:
     """Write `<out_dir>/manifest.schema.json` and `<out_dir>/models/*` for a project.
 
     Each model file is written merged (family laid under it), so the folder stands alone:
     point a manifest's `# yaml-language-server: $schema=` comment at its manifest.schema.json.
+    No folder below `project` (default: the git work tree of `out_dir`) is followed through a
+    symlink, nor any file written through one (raises OSError, `SymlinkRefused` for a link).
     """
     root = schema_dir or default_schema_dir()
     models = load_models(root, extra_dirs)
-    (out_dir / "models").mkdir(parents=True, exist_ok=True)
+    make_dirs(out_dir / "models", root=project)
+
+    def write(path: Path, text: str) -> None:
+        atomic_write(path, text.encode("utf-8"), root=project)
+
     for model in models.values():
-        _write(out_dir / "models" / f"{model.name}.schema.json",
-               json.dumps(model.schema, indent=2, ensure_ascii=False) + "\n")
+        write(out_dir / "models" / f"{model.name}.schema.json",
+              json.dumps(model.schema, indent=2, ensure_ascii=False) + "\n")
 
     def field_ref(model: Model, field: str) -> str:
         return f"models/{model.name}.schema.json#/properties/{field}"
 
     target = out_dir / EDITOR_SCHEMA
-    _write(target, _render(read_schema(root / EDITOR_SCHEMA), job_fields(models, field_ref)))
+    write(target, _render(read_schema(root / EDITOR_SCHEMA), job_fields(models, field_ref)))
     return target
 
 
@@ -89,15 +95,6 @@ def _render(document: Mapping[str, Any], fields: dict[str, Any]) -> str:
     schema = json.loads(json.dumps(document))
     schema.setdefault("$defs", {})["jobFields"] = fields
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace `path` by a new file (never writing through a symlink someone left there)."""
-    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temp.unlink(missing_ok=True)
-    with open(temp, "x", encoding="utf-8") as out:
-        out.write(text)
-    os.replace(temp, path)
 
 
 def main() -> int:

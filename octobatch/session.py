@@ -13,11 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 
 from octobatch import plan as planning
 from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.fsutil import project_root
 from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest
 from octobatch.manifest.outputs import claim_output_dir
@@ -52,9 +54,12 @@ class RunSession:
         self._engine: Engine | None = None
 
     async def __aenter__(self) -> RunSession:
-        check_output_dir(self.options.output_dir)  # before the gallery or anything paid
-        if self.manifest.default_output:  # ./output/<name>: marked as this manifest's
-            claim_output_dir(self.options.output_dir, self.manifest.path)
+        # ./output/<name> is chosen by octobatch, not by anyone: no symlink is followed to it
+        # from the current folder's project (a cloned folder without git may hold `output`).
+        root = project_root(Path.cwd()) if self.manifest.default_output else None
+        check_output_dir(self.options.output_dir, root=root)  # before anything is paid
+        if self.manifest.default_output:  # marked as this manifest's
+            claim_output_dir(self.options.output_dir, self.manifest.path, root=root)
         self._store = StateStore.open(self.manifest.path)  # takes the run lock first
         self._exits.callback(self._finish, self._store)
         transport = await self._exits.enter_async_context(

@@ -7,9 +7,10 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import stat
 from pathlib import Path
 
-from octobatch.fsutil import open_dir
+from octobatch.fsutil import SymlinkRefused, open_dir
 from octobatch.state import LockEntry, StateStore
 
 
@@ -33,6 +34,7 @@ def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[in
         kept = take_file(final, take.take)
         dir_fd = open_dir(final.parent)
         try:
+            _refuse_links(dir_fd, final, kept)
             kept_there = _exists(kept.name, dir_fd)
             if kept_there and _holds(kept.name, dir_fd, take.sha256):
                 pass  # moved before a crash: whatever `final` holds now is not recorded
@@ -59,6 +61,17 @@ def _holds(name: str, dir_fd: int, sha256: str) -> bool:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest() == sha256
+
+
+def _refuse_links(dir_fd: int, *paths: Path) -> None:
+    """A rename never follows a link, but it would move a planted one into a take's place
+    (where the gallery would show what it points at) or bury a recorded take under it."""
+    for path in paths:
+        try:
+            if stat.S_ISLNK(os.stat(path.name, dir_fd=dir_fd, follow_symlinks=False).st_mode):
+                raise SymlinkRefused(path)
+        except FileNotFoundError:
+            pass
 
 
 def _exists(name: str, dir_fd: int) -> bool:
@@ -93,6 +106,7 @@ def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
     chosen = lock_dir / takes[take].output
     dir_fd = open_dir(final.parent)
     try:
+        _refuse_links(dir_fd, final, aside, *([chosen] if chosen.parent == final.parent else []))
         if _exists(final.name, dir_fd):
             if _exists(aside.name, dir_fd):  # moving the selected video there would lose one
                 raise FileExistsError(errno.EEXIST, f"{aside} exists, so take {current.take} "

@@ -12,7 +12,8 @@ import os
 from pathlib import Path
 
 from octobatch.editor_schema import write_project_schema
-from octobatch.errors import EXIT_OK, UsageError
+from octobatch.errors import EXIT_OK, OctobatchError, UsageError
+from octobatch.fsutil import project_root
 from octobatch.manifest import load_manifest
 from octobatch.models import load_models, project_model_dirs
 
@@ -28,7 +29,13 @@ def main(args: argparse.Namespace) -> int:
     out = Path(args.output) if args.output else manifest.parent / DEFAULT_FOLDER
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a folder; give another --output")
-    target = write_project_schema(out, folders)
+    try:
+        # The default folder sits in the manifest's project: a cloned repository could have
+        # planted it (or a model file in it) as a symlink to somewhere else.
+        target = write_project_schema(out, folders, project=project_root(manifest.parent))
+    except OSError as exc:
+        raise OctobatchError(f"{exc.filename or out}: cannot write the editor schema: "
+                             f"{exc.strerror}") from None
     count = len(load_models(None, folders))
     local = count - len(load_models())
     comment = Path(os.path.relpath(target, manifest.parent)).as_posix()

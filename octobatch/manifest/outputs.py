@@ -14,13 +14,13 @@ uses `output/<parent folder>-<name>` (then `output/<name>-<8 hex digits>`) inste
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
 
 from octobatch.errors import StateError
+from octobatch.fsutil import SymlinkRefused, make_dirs, open_file
 
 OWNER_FILE = ".octobatch-manifest"
 _MAX_OWNER_BYTES = 4096
@@ -71,27 +71,25 @@ def owner_of(folder: Path) -> Path | None:
     return Path(os.path.realpath(folder / text)) if text else None
 
 
-def claim_output_dir(folder: Path, manifest: Path) -> None:
+def claim_output_dir(folder: Path, manifest: Path, *, root: Path | None = None) -> None:
     """Mark `folder` (a default output folder) as `manifest`'s, creating it; refuses a folder
-    marked for another manifest. Never follows a symlink planted at the mark."""
+    marked for another manifest. Never follows a symlink planted at the mark, nor at a folder
+    below `root` (see `fsutil.open_dir`)."""
     real = Path(os.path.realpath(manifest))
-    folder.mkdir(parents=True, exist_ok=True)
     mark = folder / OWNER_FILE
     try:
-        fd = os.open(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        make_dirs(folder, root=root)
+        fd = open_file(mark, os.O_WRONLY | os.O_CREAT | os.O_EXCL, root=root)
     except FileExistsError:
-        if mark.is_symlink():
-            raise StateError(f"{_shown(mark)} is a symlink; octobatch never writes through "
-                             "one: remove it") from None
         owner = owner_of(folder)
         if owner is not None and owner != real:
             raise StateError(f"{_shown(folder)} holds the videos of {_shown(owner)}; give "
                              f"{_shown(manifest)} its own output_dir") from None
         return
+    except SymlinkRefused as exc:
+        raise StateError(f"{_shown(Path(exc.filename))} is a symlink; octobatch never writes "
+                         "through one: remove it") from None
     except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise StateError(f"{_shown(mark)} is a symlink; octobatch never writes through "
-                             "one: remove it") from None
         raise StateError(f"cannot write {_shown(mark)}: {exc.strerror}") from None
     try:
         os.write(fd, (os.path.relpath(real, os.path.realpath(folder)) + "\n").encode())

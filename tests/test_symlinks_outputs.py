@@ -1,0 +1,217 @@
+"""Symlinks planted in the output folder and the editor schema folder: refused, target untouched.
+
+The paths the state files do not cover (tests/test_symlinks.py has those): the download's
+resume note, the files earlier takes move to, the write-check probe, the default output folder
+of a project without git, the review's take swap and `octobatch schema`'s folder. Each test
+plants a link to a file (or folder) outside and shows that it keeps its bytes, the message
+names the link, and a paid task is kept for the rerun.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
+from reviewed_project import build_project, clip
+
+from octobatch.cli import main
+from octobatch.download import check_output_dir
+from octobatch.errors import OctobatchError, StateError
+from octobatch.fsutil import SymlinkRefused
+from octobatch.gallery.review import ReviewRequest, record_review
+from octobatch.simulator import DEMO_KEY, Faults, Simulator
+from octobatch.state import LockEntry, Status, Take, load_state
+from octobatch.takes import keep_earlier_takes
+
+PRECIOUS = b"the user's own file\n"
+
+
+def refusal(link: Path | str) -> str:
+    return (f"{link} is a symbolic link, and octobatch never writes through one (a cloned "
+            "repository can plant one to reach files elsewhere); remove it")
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    home.mkdir()
+    path = home / ".bashrc"
+    path.write_bytes(PRECIOUS)
+    return path
+
+
+def assert_untouched(victim: Path) -> None:
+    assert victim.read_bytes() == PRECIOUS
+    assert [p.name for p in victim.parent.iterdir()] == [victim.name]
+
+
+def project(tmp_path: Path, jobs: list[dict[str, Any]]) -> Path:
+    folder = tmp_path / "cloned"
+    (folder / "out").mkdir(parents=True)
+    return write_manifest(folder, jobs)
+
+
+# -- the download's resume note ----------------------------------------------------------------
+
+async def test_a_symlink_at_the_resume_note_is_refused_and_the_task_kept(
+        make_simulator: Any, tmp_path: Path, victim: Path) -> None:
+    # A cut transfer writes `.<id>.mp4.part.json` so a later run can resume: never through a
+    # link. The job stays unfinished with its task; once the link is gone the rerun completes.
+    sim = await make_simulator(video_bytes=300_000, faults=Faults(download_truncate_first=1))
+    manifest = project(tmp_path, prompts_jobs(1))
+    note = manifest.parent / "out" / ".clip-0.mp4.part.json"
+    note.symlink_to(victim)
+    outcome = await run_engine(sim, manifest)
+    (unfinished,) = outcome.named("unfinished")
+    assert unfinished.task_id and unfinished.reason == (
+        f"cannot write {note}: {refusal(note)} (the task is kept; the rerun downloads it "
+        "without paying again)")
+    assert_untouched(victim)
+    note.unlink()
+    again = await run_engine(sim, manifest)
+    assert again.result.ok and len(submits(sim)) == 1
+    assert again.state.jobs["clip-0"].task_id == unfinished.task_id
+
+
+# -- the files earlier takes move to -----------------------------------------------------------
+
+def set_takes(path: Path, takes: int) -> None:
+    doc = yaml.safe_load(path.read_text())
+    doc["jobs"][0]["takes"] = takes
+    path.write_text(yaml.safe_dump(doc))
+
+
+async def test_a_symlink_where_an_earlier_take_moves_is_refused_and_the_task_kept(
+        make_simulator: Any, tmp_path: Path, victim: Path) -> None:
+    # Take 2 arrives: take 1 moves from `clip-0.mp4` to `clip-0.take1.mp4`. A link there would
+    # bury take 1 (a rename replaces the link) or, kept, pass for take 1 in the gallery.
+    sim = await make_simulator()
+    manifest = project(tmp_path, prompts_jobs(1))
+    assert (await run_engine(sim, manifest)).result.ok
+    out = manifest.parent / "out"
+    first = (out / "clip-0.mp4").read_bytes()
+    set_takes(manifest, 2)
+    link = out / "clip-0.take1.mp4"
+    link.symlink_to(victim)
+    outcome = await run_engine(sim, manifest)
+    (unfinished,) = outcome.named("unfinished")
+    assert unfinished.task_id and unfinished.reason == (
+        f"cannot write {out / 'clip-0.mp4'}: {refusal(link)} (the task is kept; the rerun "
+        "downloads it without paying again)")
+    assert_untouched(victim)
+    assert link.is_symlink() and (out / "clip-0.mp4").read_bytes() == first
+    link.unlink()
+    again = await run_engine(sim, manifest)
+    assert again.result.ok and len(submits(sim)) == 2  # take 2 was not paid for again
+    entry = again.state.jobs["clip-0"]
+    assert [t.output for t in entry.take_history()] == ["out/clip-0.take1.mp4", "out/clip-0.mp4"]
+    assert (out / "clip-0.take1.mp4").read_bytes() == first
+    assert entry.task_id == unfinished.task_id
+
+
+def test_a_symlink_at_the_current_take_is_not_moved_aside(tmp_path: Path, victim: Path) -> None:
+    # Moving it aside would record the link as take 1 (a rename moves the link itself).
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "cat.mp4").symlink_to(victim)
+    entry = LockEntry(spec_hash="h1", model="omni-fast", status=Status.RUNNING, task_id="t2",
+                      takes=(Take(1, "t1", "out/cat.mp4", "0" * 64, 10, "h1", "2026"),))
+    with pytest.raises(SymlinkRefused) as info:
+        keep_earlier_takes(entry, out / "cat.mp4", tmp_path)
+    assert str(info.value) == refusal(out / "cat.mp4")
+    assert (out / "cat.mp4").is_symlink() and not os.path.lexists(out / "cat.take1.mp4")
+    assert_untouched(victim)
+
+
+# -- the write-check probe and the default output folder ----------------------------------------
+
+async def test_a_symlink_at_the_write_check_probe_stops_the_run_before_paying(
+        make_simulator: Any, tmp_path: Path, victim: Path) -> None:
+    sim = await make_simulator()
+    manifest = project(tmp_path, prompts_jobs(1))
+    probe = manifest.parent / "out" / f".octobatch-write-check-{os.getpid()}"
+    probe.symlink_to(victim)
+    message = (f"cannot write to the output folder {probe.parent}: {refusal(probe)}; nothing "
+               "was submitted")
+    with pytest.raises(OctobatchError) as info:
+        check_output_dir(probe.parent)
+    assert str(info.value) == message
+    with pytest.raises(OctobatchError) as info:
+        await run_engine(sim, manifest)  # this process's pid: the run's own probe name
+    assert str(info.value) == message
+    assert sim.requests == [] and not load_state(manifest).jobs
+    assert_untouched(victim)
+
+
+def test_the_default_output_folder_is_never_reached_through_a_symlink(
+        simulator_thread: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A folder without git (an unpacked archive keeps symlinks too): `output` is octobatch's
+    # choice of folder, so a link there is refused, not followed to `elsewhere/<name>`.
+    sim: Simulator = simulator_thread()
+    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
+    monkeypatch.setenv("OCTOBATCH_BASE_URL", sim.base_url)
+    folder = tmp_path / "unpacked"
+    folder.mkdir()
+    monkeypatch.chdir(folder)
+    doc = yaml.safe_load(write_manifest(folder, prompts_jobs(1), name="spring.yaml").read_text())
+    del doc["output_dir"]
+    (folder / "spring.yaml").write_text(yaml.safe_dump(doc))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (folder / "output").symlink_to(elsewhere)
+    assert main(["run", "spring.yaml", "--quiet"]) == 1
+    assert capsys.readouterr().err == (
+        f"octobatch: cannot write to the output folder {folder / 'output' / 'spring'}: "
+        f"{refusal(folder / 'output')}; nothing was submitted\n")
+    assert list(elsewhere.iterdir()) == [] and sim.requests == []
+
+
+# -- the review's take swap --------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["cat.take1.mp4", "cat.mp4"])
+def test_choosing_a_take_never_moves_a_planted_symlink(tmp_path: Path, victim: Path,
+                                                       where: str) -> None:
+    # Choosing take 1 of `cat` swaps `cat.mp4` (take 2) and `cat.take1.mp4`.
+    manifest = build_project(tmp_path / "shots")
+    out = manifest.output_dir
+    link = out / where
+    kept = link.read_bytes()
+    link.unlink()
+    link.symlink_to(victim)
+    with pytest.raises(StateError) as info:
+        record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1))
+    assert str(info.value) == f"{link}: cannot move take 1 into place: {refusal(link)}"
+    assert_untouched(victim) and link.is_symlink()
+    other = ({"cat.mp4", "cat.take1.mp4"} - {where}).pop()
+    assert (out / other).read_bytes() == clip("cat", 2 if other == "cat.mp4" else 1)
+    assert load_state(manifest.path).jobs["cat"].selected.take == 2  # nothing recorded
+    link.unlink()
+    link.write_bytes(kept)
+    record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1))
+    assert (out / "cat.mp4").read_bytes() == clip("cat", 1)
+
+
+# -- octobatch schema --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("where", ["octobatch-schema", "octobatch-schema/models",
+                                   "octobatch-schema/manifest.schema.json",
+                                   "octobatch-schema/models/sora-2.schema.json"])
+def test_the_schema_command_never_writes_through_a_symlink(
+        tmp_path: Path, victim: Path, where: str, capsys: pytest.CaptureFixture[str]) -> None:
+    manifest = project(tmp_path, prompts_jobs(1))
+    link = manifest.parent / where
+    link.parent.mkdir(parents=True, exist_ok=True)
+    folder_link = not where.endswith(".json")
+    link.symlink_to(victim.parent if folder_link else victim)
+    assert main(["schema", str(manifest)]) == 1
+    assert capsys.readouterr().err == (
+        f"octobatch: {link}: cannot write the editor schema: {refusal(link)}\n")
+    assert_untouched(victim)
+    link.unlink()
+    assert main(["schema", str(manifest)]) == 0
+    assert (manifest.parent / "octobatch-schema" / "manifest.schema.json").is_file()
