@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 from octobatch import plan as planning
 from octobatch.engine import EngineOptions, RunResult
-from octobatch.errors import UsageError
+from octobatch.errors import OctobatchError, UsageError
 from octobatch.jobs import JobSpec
 from octobatch.manifest import Manifest, load_manifest
 from octobatch.plan import Plan
@@ -108,7 +108,10 @@ async def run_async(
                              simulate=simulate, max_cost=max_cost)
     async with endpoint(base_url, key, simulate) as (url, endpoint_key), \
             RunSession(manifest, url, endpoint_key, options, on_event or discard) as session:
-        return await session.run(session.plan(retry_failed=retry_failed, replace=replace))
+        result = await session.run(session.plan(retry_failed=retry_failed, replace=replace))
+    if session.gallery_error is not None:
+        raise OctobatchError(session.gallery_error)  # the lockfile holds every result
+    return result
 
 
 def resolve_api_key(api_key: str | None, *, base_url: str | None, simulate: bool) -> str:

@@ -19,6 +19,7 @@ from types import TracebackType
 from octobatch import plan as planning
 from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
+from octobatch.errors import OctobatchError
 from octobatch.fsutil import project_root
 from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest
@@ -52,6 +53,7 @@ class RunSession:
         self._exits = AsyncExitStack()
         self._store: StateStore | None = None
         self._engine: Engine | None = None
+        self.gallery_error: str | None = None  # why the gallery could not be written
 
     async def __aenter__(self) -> RunSession:
         # ./output/<name> is chosen by octobatch, not by anyone: no symlink is followed to it
@@ -100,8 +102,13 @@ class RunSession:
 
     def _finish(self, store: StateStore) -> None:
         # Sync, compact and release the lock, then the gallery from the final state: whatever
-        # happened is in the lockfile and on the page, and the next run can start.
+        # happened is in the lockfile and on the page, and the next run can start. A page that
+        # cannot be written (a folder made read-only mid-run) loses nothing: it is reported,
+        # and the caller decides whether the run goes on.
         try:
             store.close()
         finally:
-            write_gallery(self.manifest, store.state)
+            try:
+                write_gallery(self.manifest, store.state)
+            except OctobatchError as exc:
+                self.gallery_error = str(exc)

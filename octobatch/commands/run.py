@@ -106,6 +106,12 @@ async def _run_all(args: argparse.Namespace, manifests: list[Manifest], api_key:
                         print(_summary(manifest, result), file=say)
                     if not result.ok:
                         code = EXIT_FAILED
+                if session.gallery_error is not None:  # the run goes on with the next manifest
+                    print(f"octobatch: {session.gallery_error}; every result is in "
+                          f"{_shown(session.store.lock_path)}: fix the folder, then `octobatch "
+                          f"report {shlex.quote(_shown(manifest.path))}` writes the page",
+                          file=sys.stderr)
+                    code = EXIT_FAILED
     finally:
         for sig in _SIGNALS:
             loop.remove_signal_handler(sig)
