@@ -13,17 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
-from pathlib import Path
 from types import TracebackType
 
 from octobatch import plan as planning
 from octobatch.download import check_output_dir
 from octobatch.engine import Engine, EngineOptions, RunResult
 from octobatch.errors import OctobatchError
-from octobatch.fsutil import project_root
 from octobatch.gallery import write_gallery
 from octobatch.manifest import Manifest
-from octobatch.manifest.outputs import claim_output_dir
+from octobatch.manifest.outputs import claim_output_dir, write_root
 from octobatch.progress import Emit, discard
 from octobatch.providers import Providers
 from octobatch.providers.base import ProviderFactory
@@ -56,9 +54,9 @@ class RunSession:
         self.gallery_error: str | None = None  # why the gallery could not be written
 
     async def __aenter__(self) -> RunSession:
-        # ./output/<name> is chosen by octobatch, not by anyone: no symlink is followed to it
-        # from the current folder's project (a cloned folder without git may hold `output`).
-        root = project_root(Path.cwd()) if self.manifest.default_output else None
+        # No symlink is followed to the folder from the project (or the current folder) that
+        # holds it, also where there is no git (a cloned archive may hold `out -> ~/x`).
+        root = write_root(self.options.output_dir, self.manifest.path)
         check_output_dir(self.options.output_dir, root=root)  # before anything is paid
         if self.manifest.default_output:  # marked as this manifest's
             claim_output_dir(self.options.output_dir, self.manifest.path, root=root)

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from octobatch.fsutil import SymlinkRefused, open_dir
+from octobatch.manifest.outputs import write_root
 from octobatch.state import LockEntry, StateStore
 
 
@@ -104,7 +105,8 @@ def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
     final = lock_dir / entry.output
     aside = take_file(final, current.take)
     chosen = lock_dir / takes[take].output
-    dir_fd = open_dir(final.parent)
+    # `review` runs no output-folder check first: walk to the folder from its project.
+    dir_fd = open_dir(final.parent, root=write_root(final.parent, store.manifest_path))
     try:
         _refuse_links(dir_fd, final, aside, *([chosen] if chosen.parent == final.parent else []))
         if _exists(final.name, dir_fd):

@@ -168,6 +168,10 @@ def test_the_default_output_folder_is_never_reached_through_a_symlink(
     assert capsys.readouterr().err == (
         f"octobatch: cannot write to the output folder {folder / 'output' / 'spring'}: "
         f"{refusal(folder / 'output')}; nothing was submitted\n")
+    assert main(["report", "spring.yaml"]) == 1  # the gallery alone, without a run
+    assert capsys.readouterr().err == (
+        f"octobatch: cannot write the gallery {folder / 'output' / 'spring' / 'index.html'}: "
+        f"{refusal(folder / 'output')}\n")
     assert list(elsewhere.iterdir()) == [] and sim.requests == []
 
 
@@ -194,6 +198,20 @@ def test_choosing_a_take_never_moves_a_planted_symlink(tmp_path: Path, victim: P
     link.write_bytes(kept)
     record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1))
     assert (out / "cat.mp4").read_bytes() == clip("cat", 1)
+
+
+def test_choosing_a_take_never_follows_a_linked_output_folder(tmp_path: Path) -> None:
+    # No git: the project is the manifest's folder. `out -> elsewhere` holding files named like
+    # the takes: the swap would rename them there.
+    manifest = build_project(tmp_path / "shots")
+    elsewhere = tmp_path / "elsewhere"
+    manifest.output_dir.rename(elsewhere)
+    manifest.output_dir.symlink_to(elsewhere)
+    before = {p.name: p.read_bytes() for p in elsewhere.iterdir()}
+    with pytest.raises(StateError) as info:
+        record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1))
+    assert refusal(manifest.output_dir) in str(info.value)
+    assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == before
 
 
 # -- octobatch schema --------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from octobatch.gallery.cards import (
     duration,
 )
 from octobatch.gallery.takes import takes_of
+from octobatch.manifest.outputs import write_root
 from octobatch.state import LockState, Status
 
 if TYPE_CHECKING:
@@ -64,7 +65,7 @@ def write_gallery(manifest: Manifest, state: LockState, *, now: datetime | None 
     """Write `<manifest.output_dir>/index.html` atomically and return its path."""
     target = manifest.output_dir / GALLERY_NAME
     page = render_gallery(manifest, state, now=now)
-    _atomic_write_text(target, page)
+    _atomic_write_text(target, page, write_root(manifest.output_dir, manifest.path))
     return target
 
 
@@ -328,11 +329,11 @@ def _esc(value: object) -> str:
     return html.escape(str(value), quote=True)
 
 
-def _atomic_write_text(target: Path, text: str) -> None:
+def _atomic_write_text(target: Path, text: str, root: Path | None) -> None:
     """Readers never see half a page; 0644, never written through a symlink (fsutil)."""
     try:
-        make_dirs(target.parent)
-        atomic_write(target, text.encode("utf-8"), mode=PAGE_MODE)
+        make_dirs(target.parent, root=root)
+        atomic_write(target, text.encode("utf-8"), root=root, mode=PAGE_MODE)
     except OSError as exc:
         raise OctobatchError(f"cannot write the gallery {target}: {exc.strerror}") from None
 

@@ -19,6 +19,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from octobatch import fsutil
 from octobatch.errors import StateError
 from octobatch.fsutil import SymlinkRefused, make_dirs, open_file
 
@@ -42,6 +43,22 @@ def outside_reason(target: Path, manifest: Path) -> str | None:
     if real.is_relative_to(root) or real.is_relative_to(Path.cwd().resolve()):
         return None
     return f"outside the manifest's project ({_shown(root)}) and the current folder"
+
+
+def write_root(folder: Path, manifest: Path) -> Path | None:
+    """Where a walk to an output folder starts (`fsutil.open_dir`'s `root`): the manifest's
+    project, else the current folder's, whichever holds `folder`; None (trust it as given)
+    for a folder elsewhere, which only the user can name.
+
+    Without git, a project is one folder, so `fsutil` alone would walk nothing below it: a
+    cloned archive's planted `out` or `output` link would be followed.
+    """
+    folder = Path(os.path.abspath(folder))
+    for base in (fsutil.project_root(Path(os.path.abspath(manifest)).parent),
+                 fsutil.project_root(Path.cwd())):
+        if folder.is_relative_to(base):
+            return base
+    return None
 
 
 def default_output_dir(manifest: Path, taken: Mapping[Path, Path] | None = None) -> Path:
