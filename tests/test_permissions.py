@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from engine_helpers import write_manifest
 
 from octobatch.simulator import DEMO_KEY, Simulator
@@ -147,3 +148,27 @@ def test_an_output_folder_made_unwritable_after_paying_keeps_the_tasks_and_the_r
     for job_id, event in unfinished.items():
         data = (out / f"{job_id}.mp4").read_bytes()
         assert data == sim.expected_video(event["task_id"])
+
+
+def test_a_gallery_that_cannot_be_written_is_reported_and_the_next_manifest_runs(
+        simulator_thread: Any, tmp_path: Path) -> None:
+    # A folder standing at `index.html` fails the page's rename also for root. The videos
+    # and the lockfile are all there; only the page is missing, and the run says how to get it.
+    from octobatch.api import run
+    from octobatch.errors import OctobatchError
+
+    sim: Simulator = simulator_thread(latency=0.01)
+    a = write_manifest(tmp_path, [{"id": "a-0", "prompt": "a"}], name="a.yaml")
+    a.write_text(a.read_text().replace("output_dir: out\n", "output_dir: out-a\n"))
+    write_manifest(tmp_path, [{"id": "b-0", "prompt": "b"}], name="b.yaml")
+    (tmp_path / "out-a" / "index.html").mkdir(parents=True)
+    done = octobatch(sim, tmp_path, "a.yaml", "b.yaml")
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert [e["job_id"] for e in events(done.stdout, "downloaded")] == ["a-0", "b-0"]
+    assert (f"octobatch: cannot write the gallery {tmp_path / 'out-a' / 'index.html'}: Is a "
+            "directory; every result is in a.lock.json: fix the folder, then `octobatch "
+            "report a.yaml` writes the page\n") in done.stderr
+    assert load_state(a).jobs["a-0"].status.value == "completed"
+    assert (tmp_path / "out" / "index.html").is_file()
+    with pytest.raises(OctobatchError, match="cannot write the gallery .*Is a directory"):
+        run(a, base_url=sim.base_url, api_key=DEMO_KEY)  # the library raises, as it did
