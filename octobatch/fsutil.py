@@ -46,11 +46,14 @@ class SymlinkRefused(OSError):
 
 def project_root(directory: Path) -> Path:
     """The git work tree that contains `directory`, else `directory` itself (both absolute)."""
-    directory = Path(os.path.abspath(directory))
-    for candidate in (directory, *directory.parents):
-        if os.path.lexists(candidate / ".git"):
-            return candidate
-    return directory
+    path = candidate = os.path.abspath(directory)
+    while True:  # plain strings: every file octobatch writes asks, so this is kept cheap
+        if os.path.lexists(os.path.join(candidate, ".git")):
+            return Path(candidate)
+        parent = os.path.dirname(candidate)
+        if parent == candidate:
+            return Path(path)
+        candidate = parent
 
 
 def open_dir(directory: Path, *, root: Path | None = None) -> int:

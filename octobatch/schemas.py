@@ -23,8 +23,13 @@ from octobatch.errors import OctobatchError
 MESSAGE_KEY = "x-octobatch-message"  # a schema's own wording for any error it raises
 
 
+@functools.cache
 def default_schema_dir() -> Path:
-    """`octobatch/schemas` of an installed package, else `schemas/` of the source checkout."""
+    """`octobatch/schemas` of an installed package, else `schemas/` of the source checkout.
+
+    Cached: the installation does not move while a process runs, and the engine asks once per
+    job (resolving the path costs a stat per folder of it). A missing one is not cached.
+    """
     packaged = importlib.resources.files("octobatch") / "schemas"
     if packaged.is_dir():
         return Path(str(packaged))
