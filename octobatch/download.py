@@ -20,21 +20,22 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import errno
-import hashlib
-import json
+import functools
 import os
 import stat
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 
 from octobatch import fsutil
 from octobatch.errors import OctobatchError
+from octobatch.partfile import OutputFolder, PartFile, Partial, note_name
 from octobatch.transport import (
     ApiError,
     Downloaded,
@@ -50,10 +51,11 @@ MAX_VIDEO_BYTES_ENV = "OCTOBATCH_MAX_VIDEO_BYTES"
 STALL_SECONDS = 60.0  # no byte for this long on an open transfer: cut it and resume
 DEADLINE_SECONDS = 3600.0  # one file's whole download in a run, every attempt included
 RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resumes without backoff
-DURABLE_STEP = 16 * 1024 * 1024  # fsync and note the kept size this often, for a later run
 _CHUNK = 256 * 1024  # network read size
 _WRITE_SIZE = 512 * 1024  # bytes buffered before a write: bounded memory per job
 _ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
+
+T = TypeVar("T")
 
 
 class NotAVideo(ApiError):
@@ -92,18 +94,6 @@ class DownloadLimits:
         return cls(max_bytes=value)
 
 
-@dataclass
-class _Partial:
-    """What is known about the bytes of one `.part` file kept between calls."""
-
-    size: int = 0  # bytes on disk, all hashed
-    total: int | None = None  # the whole object's size, when the server said
-    validator: str | None = None  # ETag, else Last-Modified, of the object those bytes are of
-    digest: Any = field(default_factory=hashlib.sha256)
-    call_start: int = 0  # `size` when the current call began: what a cut call still gained
-    durable: int = 0  # bytes fsynced and named in the resume note
-
-
 class Downloader:
     """Fetches result URLs into files; keeps each cut file's state for the next call."""
 
@@ -112,15 +102,19 @@ class Downloader:
         self._files = files
         self.limits = limits
         self._scrub = scrub
-        self._partials: dict[Path, _Partial] = {}  # whose bytes each .part file holds
+        self._partials: dict[Path, Partial] = {}  # whose bytes each .part file holds
         self._wire: dict[Path, int] = {}  # body bytes received per file, over every call
         self._began: dict[Path, float] = {}  # when each file's first attempt started
+        self._folders: dict[Path, OutputFolder] = {}  # opened once per run
+        self._opening: dict[Path, asyncio.Future[OutputFolder]] = {}
 
     async def fetch(self, http: aiohttp.ClientSession, url: str, dest: Path,
                     errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
-        kept = self._partials.get(dest) or await asyncio.get_running_loop().run_in_executor(
-            self._files, _left_by_an_earlier_run, dest)
-        kept = self._resumable(dest, kept)
+        folder = self._folders.get(dest.parent) or await self._open_folder(dest)
+        kept = self._partials.get(dest)
+        if kept is None and folder.may_have_note(dest.name):
+            kept = await self._in_files(dest, folder.left_by_an_earlier_run, dest.name)
+        kept = self._resumable(folder, dest, kept)
         kept.call_start = kept.size
         request_headers = {**headers, "Accept-Encoding": "identity", "Accept": "*/*"}
         if kept.size:
@@ -143,7 +137,8 @@ class Downloader:
                 if resp.status in (400, 401, 403, 404, 410):
                     raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
                 if resp.status == 416 and kept.size:
-                    return await self._forget_note(dest, self._unsatisfiable(resp, dest, kept))
+                    return await self._forget_note(folder, dest,
+                                                   self._unsatisfiable(resp, dest, kept))
                 if resp.status not in (200, 206):
                     body = await resp.content.read(_ERROR_BODY)
                     raise errors(resp.status, self._scrub(body.decode("utf-8", "replace")),
@@ -151,13 +146,13 @@ class Downloader:
                 # A 200 is the whole object: a fresh file, which replaces the kept bytes only
                 # once its first bytes prove it is a video (an HTML page must not cost them).
                 target = kept if resp.status == 206 and self._continues(resp, dest, kept) \
-                    else _Partial()
+                    else Partial()
                 _check_answer(resp, self._scrub)
                 target.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
                 target.total = _total_size(resp, target.size)
                 if target.total is not None and target.total > self.limits.max_bytes:
                     raise _too_large(target.total, self.limits.max_bytes)
-                await self._stream(resp, dest, target)
+                await self._stream(resp, dest, PartFile(folder, dest.name, target))
         except PermanentDownloadError:
             self.forget(dest)
             discard(dest)
@@ -176,21 +171,21 @@ class Downloader:
             if self._partials.get(dest, kept).size > kept.call_start:
                 raise self._cut(dest, str(transport_error(exc, url))) from None
             raise transport_error(exc, url) from None
-        return await self._forget_note(dest, self._finished(dest, target))
+        return await self._forget_note(folder, dest, self._finished(dest, target))
 
-    def _resumable(self, dest: Path, kept: _Partial | None) -> _Partial:
+    def _resumable(self, folder: OutputFolder, dest: Path, kept: Partial | None) -> Partial:
         """`kept` if the file on disk is still exactly those bytes, else a fresh start."""
         if kept is not None:
             try:
-                if os.lstat(dest).st_size == kept.size:
+                if folder.lstat(dest.name).st_size == kept.size:
                     self._partials[dest] = kept
                     return kept
             except OSError:
                 pass
             self._partials.pop(dest, None)
-        return _Partial()
+        return Partial()
 
-    def _continues(self, resp: aiohttp.ClientResponse, dest: Path, kept: _Partial) -> bool:
+    def _continues(self, resp: aiohttp.ClientResponse, dest: Path, kept: Partial) -> bool:
         """Whether a 206 is the rest of the object we hold part of."""
         first, total = _content_range(resp.headers.get("Content-Range"))
         validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
@@ -202,67 +197,55 @@ class Downloader:
         raise TruncatedDownload("the server answered a resumed download with another part or "
                                 "version of the file; starting over")
 
-    async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, target: _Partial) -> None:
-        buffer = bytearray()
-        loop = asyncio.get_running_loop()
-        part: Any = None
+    async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, part: PartFile) -> None:
+        target = part.kept
         content_type = resp.headers.get("Content-Type", "")
+        chunks: list[bytes] = []  # what arrived since the last write, as it arrived: no copy
+        buffered = 0
+        started = False  # whether the file holds target's bytes (and part may be open)
+        closed = False
 
-        async def flush() -> None:
-            nonlocal part
-            data = bytes(buffer)
-            buffer.clear()
-            if part is None:
+        async def flush(**then: bool) -> None:
+            # Writes, hashes (and fsyncs, notes, closes: `then`) in one call into the file
+            # threads: the event loop neither copies, hashes nor waits on the disk.
+            nonlocal chunks, buffered, started, closed
+            data, chunks, buffered = chunks, [], 0
+            if not started:
+                if not data:
+                    return
                 if target.size == 0:
-                    _check_head(data, content_type, self._scrub)
-                part = await loop.run_in_executor(self._files, _open_part, dest,
-                                                  target.size == 0)
+                    _check_head(b"".join(data[:8])[:512], content_type, self._scrub)
                 self._partials[dest] = target  # from here on the file holds target's bytes
-                if target.size == 0:
-                    target.durable = 0
-                    await loop.run_in_executor(self._files, _note_for_a_later_run, dest, target)
-            # Hash and write side by side in the file threads (hashlib releases the GIL): the
-            # event loop never spends its time hashing.
-            await asyncio.gather(
-                loop.run_in_executor(self._files, _write, part, target.size, data, dest),
-                loop.run_in_executor(self._files, target.digest.update, data))
-            target.size += len(data)
-            if target.size - target.durable >= DURABLE_STEP:
-                await make_durable()
-
-        async def make_durable() -> None:
-            # fsync, then note the size: after a kill -9 or a power cut, a later run trusts
-            # only bytes that were on disk before the note said so.
-            await loop.run_in_executor(self._files, _sync, part, dest)
-            target.durable = target.size
-            await loop.run_in_executor(self._files, _note_for_a_later_run, dest, target)
+                started = True
+            await self._in_files(dest, functools.partial(part.put, data, **then))
+            closed = then.get("close", False)
 
         complete = False
         try:
             try:
                 async for chunk in resp.content.iter_chunked(_CHUNK):
                     self._wire[dest] = self._wire.get(dest, 0) + len(chunk)
-                    buffer += chunk
-                    if target.size + len(buffer) > self.limits.max_bytes:
+                    chunks.append(chunk)
+                    buffered += len(chunk)
+                    if target.size + buffered > self.limits.max_bytes:
                         raise _too_large(None, self.limits.max_bytes)
-                    if len(buffer) >= _WRITE_SIZE:
+                    # At the end of the body the last write also syncs and closes (below).
+                    if buffered >= _WRITE_SIZE and not resp.content.at_eof():
                         await flush()
                 complete = True
             finally:
+                if complete:
+                    await flush(sync=True, close=True)
                 # What arrived before a cut is good data: keep it for the resume (a fresh
-                # file needs its first 8 bytes to show it is an MP4).
-                if buffer and (complete or target.size or len(buffer) >= 8):
-                    await flush()
-                if part is not None and not complete:
-                    await make_durable()
-            if part is not None:
-                await loop.run_in_executor(self._files, _sync, part, dest)
+                # file needs its first 8 bytes to show it is an MP4), durable and noted.
+                elif started or target.size or buffered >= 8:
+                    await flush(note=True, close=True)
         finally:
-            if part is not None:
-                part.close()
+            if started and not closed:  # the last write failed or was cancelled
+                asyncio.get_running_loop().run_in_executor(self._files, part.close)
 
     def _unsatisfiable(self, resp: aiohttp.ClientResponse, dest: Path,
-                       kept: _Partial) -> Downloaded:
+                       kept: Partial) -> Downloaded:
         # 416 to `bytes=N-`: either we already hold the whole object (a Content-Length
         # larger than the body misled us) or it shrank; `bytes */SIZE` says which.
         _, total = _content_range(resp.headers.get("Content-Range"))
@@ -273,7 +256,7 @@ class Downloader:
         raise TruncatedDownload("the server no longer has the bytes a resumed download asked "
                                 "for; starting over")
 
-    def _finished(self, dest: Path, target: _Partial) -> Downloaded:
+    def _finished(self, dest: Path, target: Partial) -> Downloaded:
         if target.total is not None and target.size != target.total:
             raise self._cut(dest, f"download ended after {target.size} of {target.total} bytes")
         if target.size == 0:
@@ -284,12 +267,47 @@ class Downloader:
         return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
                           received=self._wire.pop(dest, 0))
 
-    async def _forget_note(self, dest: Path, got: Downloaded) -> Downloaded:
-        # The whole file is here: its resume note is of no use. Removed in the file threads,
-        # like every other file operation of a download, so the event loop never waits on disk.
-        await asyncio.get_running_loop().run_in_executor(
-            self._files, fsutil.remove_file, _resume_note(dest))
-        return got
+    async def _forget_note(self, folder: OutputFolder, dest: Path,
+                           got: Downloaded) -> Downloaded:
+        # The whole file is here: its resume note, if it has one, is of no use.
+        if folder.may_have_note(dest.name):
+            await self._in_files(dest, folder.remove_note, dest.name)
+        return dataclasses.replace(got, folder=folder)
+
+    async def _open_folder(self, dest: Path) -> OutputFolder:
+        """The folder of `dest`, opened in the file threads by the first download into it."""
+        directory = dest.parent
+        opening = self._opening.get(directory)
+        if opening is None:
+            opening = self._opening[directory] = asyncio.ensure_future(
+                self._in_files(dest, OutputFolder, directory, named=False))
+        try:
+            # Shielded: one download's cancellation must not fail the others waiting on it.
+            folder = await asyncio.shield(opening)
+        finally:
+            if opening.done() and self._opening.get(directory) is opening:
+                del self._opening[directory]  # failed: the next download tries again
+                if not opening.cancelled() and opening.exception() is None:
+                    self._folders[directory] = opening.result()
+        return folder
+
+    async def _in_files(self, dest: Path, function: Callable[..., T], *args: Any,
+                        named: bool = True) -> T:
+        """`function(*args)` in the file threads; an OSError becomes a LocalWriteError naming
+        the file and the fix: the file beside `dest` that the error names (`named`: the
+        resume note, say), else `dest`."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._files, function,
+                                                                    *args)
+        except OSError as exc:
+            path = dest
+            if named and isinstance(exc.filename, str):
+                path = dest.with_name(os.path.basename(exc.filename))
+            raise local_error(exc, path) from None
+
+    def close(self) -> None:
+        """Let go of the folders: each closes once no file thread uses it any more."""
+        self._folders.clear()
 
     def _cut(self, dest: Path, message: str) -> TruncatedDownload:
         """A transient error for a cut transfer: says how far the file got, and how much this
@@ -361,52 +379,7 @@ def _total_size(resp: aiohttp.ClientResponse, start: int) -> int | None:
 # -- the file on disk --------------------------------------------------------------------------
 
 def _resume_note(dest: Path) -> Path:
-    """Beside `.<id>.mp4.part`: which object its bytes are of, for a later run's resume."""
-    return dest.with_name(dest.name + ".json")
-
-
-def _note_for_a_later_run(dest: Path, target: _Partial) -> None:
-    # Only a strong ETag names an object well enough to trust bytes kept across runs (a
-    # Last-Modified date has one-second steps); without one a later run starts over.
-    note = _resume_note(dest)
-    if not target.validator or not target.validator.startswith('"'):
-        discard(note)
-        return
-    data = json.dumps({"etag": target.validator, "total": target.total,
-                       "durable": target.durable}).encode()
-    try:
-        fd = fsutil.open_file(note, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC)
-        try:
-            fsutil.write_all(fd, data)
-        finally:
-            os.close(fd)
-    except OSError as exc:
-        raise local_error(exc, note) from None
-
-
-def _left_by_an_earlier_run(dest: Path) -> _Partial | None:
-    """The state of a `.part` an interrupted run left, its kept bytes rehashed; or None."""
-    try:
-        raw = fsutil.read_file(_resume_note(dest))
-        if raw is None or len(raw) > 4096:
-            return None
-        note = json.loads(raw)
-        etag, total, durable = note["etag"], note["total"], note["durable"]
-        if not isinstance(etag, str) or not (total is None or isinstance(total, int)) \
-                or not isinstance(durable, int) or durable <= 0:
-            return None
-        part = _open_part(dest, False)
-    except (OSError, ValueError, KeyError, TypeError, LocalWriteError):
-        return None
-    digest, size = hashlib.sha256(), 0
-    with part:
-        if os.fstat(part.fileno()).st_size < durable:
-            return None
-        part.truncate(durable)  # bytes past the note may not have reached the disk
-        while size < durable and (chunk := part.read(min(_WRITE_SIZE, durable - size))):
-            digest.update(chunk)
-            size += len(chunk)
-    return _Partial(size=size, total=total, validator=etag, digest=digest, durable=size)
+    return dest.with_name(note_name(dest.name))
 
 
 def discard(dest: Path) -> None:
@@ -449,38 +422,12 @@ def _fix(exc: OSError) -> str:
     return _FIXES.get(exc.errno or 0, exc.strerror or str(exc))
 
 
-def _open_part(dest: Path, truncate: bool) -> Any:
-    # Through fsutil: a symlink planted at the temp path or at a folder on the way (a cloned
-    # repository can hold one) is refused instead of letting us overwrite what it points at.
-    flags = os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | (os.O_TRUNC if truncate else 0)
+def place(partial: Path, final: Path, opened: fsutil.Folder | None = None) -> None:
+    """Move a finished download into place; never through a symlink at `final`. `opened`:
+    the folder of both, already open (else it is opened here)."""
     try:
-        fd = fsutil.open_file(dest, flags)
-    except OSError as exc:
-        raise local_error(exc, dest) from None
-    return os.fdopen(fd, "r+b", buffering=0)
-
-
-def _write(part: Any, offset: int, data: bytes, dest: Path) -> None:
-    try:
-        part.seek(offset)
-        view = memoryview(data)
-        while view:
-            view = view[part.write(view):]
-    except OSError as exc:
-        raise local_error(exc, dest) from None
-
-
-def _sync(part: Any, dest: Path) -> None:
-    try:
-        os.fsync(part.fileno())
-    except OSError as exc:
-        raise local_error(exc, dest) from None
-
-
-def place(partial: Path, final: Path) -> None:
-    """Move a finished download into place; never through a symlink at `final`."""
-    try:
-        folder = fsutil.open_dir(final.parent)  # refuses a symlinked folder on the way
+        held = opened.fd if opened and opened.path == final.parent.absolute() else None
+        folder = fsutil.open_dir(final.parent) if held is None else held  # refuses a link
         try:
             if stat.S_ISLNK(os.lstat(final.name, dir_fd=folder).st_mode):
                 raise fsutil.SymlinkRefused(final)
@@ -489,7 +436,8 @@ def place(partial: Path, final: Path) -> None:
         try:
             os.replace(partial.name, final.name, src_dir_fd=folder, dst_dir_fd=folder)
         finally:
-            os.close(folder)
+            if held is None:
+                os.close(folder)
     except OSError as exc:
         raise local_error(exc, final) from None
 

@@ -21,6 +21,7 @@ import errno
 import os
 import secrets
 import stat
+import weakref
 from pathlib import Path
 
 # Shared outputs (lockfile, videos, gallery) are readable by others, as any file the user
@@ -88,6 +89,54 @@ def open_dir(directory: Path, *, root: Path | None = None) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class Folder:
+    """A folder reached once as `open_dir` reaches it, then kept open: its files are opened by
+    name relative to it, each name with O_NOFOLLOW. For many files in one folder (a run's
+    videos) this saves the walk per file, and a folder swapped for a symlink after the check
+    changes nothing: the files go where the check was made. Safe to share between threads;
+    the descriptor is closed by `close()` or once nothing refers to the folder any more (so
+    a thread still using it never finds its number reused for another file).
+    """
+
+    def __init__(self, directory: Path, *, root: Path | None = None) -> None:
+        self.path = Path(os.path.abspath(directory))
+        self.fd: int | None = open_dir(self.path, root=root)
+        self._closer = weakref.finalize(self, os.close, self.fd)
+
+    def open(self, name: str, flags: int, mode: int = FILE_MODE) -> int:
+        """`os.open` of the file `name` in this folder, as `open_file` does it."""
+        return _open_in(self._fd(), self.path / name, flags, mode)
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of the file `name`, None if it does not exist; never through a symlink."""
+        try:
+            fd = self.open(name, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        with os.fdopen(fd, "rb") as f:
+            return f.read()
+
+    def remove(self, name: str) -> None:
+        """Remove the file `name` if it exists (a symlink there is removed itself)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name, dir_fd=self._fd())
+
+    def lstat(self, name: str) -> os.stat_result:
+        return os.stat(name, dir_fd=self._fd(), follow_symlinks=False)
+
+    def names(self) -> list[str]:
+        return os.listdir(self._fd())
+
+    def close(self) -> None:
+        self.fd = None
+        self._closer()
+
+    def _fd(self) -> int:
+        if self.fd is None:
+            raise OSError(errno.EBADF, "folder used after close()", str(self.path))
+        return self.fd
 
 
 def open_file(path: Path, flags: int, mode: int = FILE_MODE, *, root: Path | None = None) -> int:

@@ -17,7 +17,7 @@ import concurrent.futures
 import json
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ import aiohttp
 from yarl import URL
 
 from octobatch.errors import OctobatchError
+from octobatch.fsutil import Folder
 from octobatch.retry import DEFAULT_CONCURRENCY
 from octobatch.scrub import Scrubber
 from octobatch.version import __version__
@@ -123,6 +124,8 @@ class Downloaded:
     bytes: int  # the file's size
     sha256: str  # of the whole file
     received: int = 0  # body bytes that came over the network for it, cut attempts included
+    # The open folder the file is in, for the rename into place without a walk to it.
+    folder: Folder | None = field(default=None, compare=False, repr=False)
 
 
 # (HTTP status, body text with the key scrubbed, Retry-After header) -> the typed error.
@@ -180,6 +183,7 @@ class Transport:
             await self._session.close()
             self._session = None
         self._files.shutdown(wait=False)
+        self.downloads.close()
 
     @property
     def session(self) -> aiohttp.ClientSession:

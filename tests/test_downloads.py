@@ -26,6 +26,7 @@ from octobatch.download import (
     NotAVideo,
     check_output_dir,
     local_error,
+    place,
 )
 from octobatch.errors import ManifestError, OctobatchError
 from octobatch.manifest import load_manifest
@@ -230,6 +231,53 @@ async def test_a_symlink_at_the_part_path_is_refused(make_simulator: Any, tmp_pa
     (unfinished,) = outcome.named("unfinished")
     assert "symbolic link" in unfinished.reason and unfinished.task_id
     assert victim.read_text() == "precious"
+
+
+async def test_a_symlink_planted_mid_run_at_a_resume_note_is_refused(make_simulator: Any,
+                                                                    tmp_path: Path) -> None:
+    # The folder is open (a first download) when the link appears; the note a cut writes
+    # refuses it. (One planted before the run: test_symlinks_outputs.py.)
+    sim = await make_simulator(video_bytes=SIZE, faults=Faults(download_truncate_first=2))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("precious")
+    out = tmp_path / "out"
+    out.mkdir()
+    async with connect(sim.base_url, DEMO_KEY) as client:
+        _, first_url = await finished(client)
+        second_id, second_url = await finished(client)
+        with pytest.raises(TruncatedDownload):
+            await client.download(first_url, out / ".v.mp4.part")
+        assert json.loads((out / ".v.mp4.part.json").read_text())["durable"] > 0
+        note = out / ".w.mp4.part.json"
+        note.symlink_to(victim)
+        with pytest.raises(LocalWriteError) as refused:
+            await client.download(second_url, out / ".w.mp4.part")
+        assert str(refused.value).startswith(f"cannot write {note}: {note} is a symbolic link")
+        note.unlink()
+        await client.download(second_url, out / ".w.mp4.part")
+    assert (out / ".w.mp4.part").read_bytes() == sim.expected_video(second_id)
+    assert victim.read_text() == "precious"
+
+
+async def test_an_output_folder_swapped_for_a_link_mid_run_is_not_followed(
+        make_simulator: Any, tmp_path: Path) -> None:
+    # The folder is opened once per run, by the first download into it; what is swapped in
+    # at its path afterwards is never written through.
+    sim = await make_simulator(video_bytes=SIZE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    out = tmp_path / "out"
+    out.mkdir()
+    async with connect(sim.base_url, DEMO_KEY) as client:
+        _, first_url = await finished(client)
+        second_id, second_url = await finished(client)
+        await client.download(first_url, out / ".a.mp4.part")
+        out.rename(tmp_path / "moved")
+        out.symlink_to(elsewhere, target_is_directory=True)
+        got = await client.download(second_url, out / ".b.mp4.part")
+        place(out / ".b.mp4.part", out / "b.mp4", got.folder)
+    assert list(elsewhere.iterdir()) == []
+    assert (tmp_path / "moved" / "b.mp4").read_bytes() == sim.expected_video(second_id)
 
 
 async def test_an_output_folder_that_cannot_exist_stops_the_run_before_paying(

@@ -17,7 +17,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NoReturn
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
 from octobatch import progress as ev
 from octobatch.download import (
@@ -48,6 +49,7 @@ from octobatch.transport import (
     AuthError,
     BadRequest,
     ConnectionFailed,
+    Downloaded,
     RateLimited,
     ServerError,
     TaskNotFound,
@@ -55,6 +57,7 @@ from octobatch.transport import (
     UrlExpired,
 )
 
+T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
@@ -499,24 +502,28 @@ class JobRun:
                         self._unfinished(task_id, f"download failed until --timeout: {exc}; "
                                          "rerun to download it (the task is not resubmitted)")
                     await self._retry_wait("download", attempt, exc, task_id)
-            entry = self.store.state.jobs[self.job_id]
-            try:
-                moved = keep_earlier_takes(entry, final, self.store.lock_dir)
-                # After the earlier take moved aside, whatever is at `final` is someone
-                # else's file unless it already holds these very bytes.
-                blocker = in_the_way(final, entry, self.store.lock_dir,
-                                     Recorded(got.sha256, got.bytes))
-                if blocker is not None:
-                    self._unfinished(task_id, f"{blocker} (the task is kept)")
-                place(partial, final)
-            except OSError as exc:  # keeping an earlier take's file failed
-                self._unfinished(task_id, str(local_error(exc, final)))
-            except LocalWriteError as exc:
-                self._unfinished(task_id, str(exc))
+            # Moving the file into place and journaling it are one step that a cancellation
+            # cannot split: a video in place is recorded. In a thread: directory operations
+            # can wait on the disk, which the event loop must not.
+            await _outlast_cancellation(asyncio.ensure_future(
+                self._put_in_place(task_id, url, got, partial, final)))
         except BaseException:
             keep_for_resume(partial)  # the next run continues from these bytes when it can
             raise
-        output = os.path.relpath(final, self.store.lock_dir)
+
+    async def _put_in_place(self, task_id: str, url: str, got: Downloaded, partial: Path,
+                            final: Path) -> None:
+        entry, lock_dir = self.store.state.jobs[self.job_id], self.store.lock_dir
+        try:
+            moved, blocker = await asyncio.to_thread(_keep_and_place, entry, partial, final,
+                                                     lock_dir, got)
+        except OSError as exc:  # keeping an earlier take's file failed
+            self._unfinished(task_id, str(local_error(exc, final)))
+        except LocalWriteError as exc:
+            self._unfinished(task_id, str(exc))
+        if blocker is not None:
+            self._unfinished(task_id, f"{blocker} (the task is kept)")
+        output = os.path.relpath(final, lock_dir)
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,
                              bytes=got.bytes, completed_at=_now_iso(), moved=moved)
         # Not awaited: losing this record in a crash costs a second download, never money,
@@ -562,6 +569,19 @@ class JobRun:
         raise Done
 
 
+def _keep_and_place(entry: LockEntry, partial: Path, final: Path, lock_dir: Path,
+                    got: Downloaded) -> tuple[dict[int, str], str | None]:
+    """Move an earlier take living at `final` aside, then the new file into place unless
+    something else is in the way; (the takes moved, why the file was not placed)."""
+    moved = keep_earlier_takes(entry, final, lock_dir)
+    # After the earlier take moved aside, whatever is at `final` is someone else's file
+    # unless it already holds these very bytes.
+    blocker = in_the_way(final, entry, lock_dir, Recorded(got.sha256, got.bytes))
+    if blocker is None:
+        place(partial, final, got.folder)
+    return moved, blocker
+
+
 def _timed_out(entry: LockEntry) -> bool:
     return entry.status is Status.FAILED and (entry.error or {}).get("code") == "timeout"
 
@@ -588,13 +608,14 @@ def _now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-async def _outlast_cancellation(task: asyncio.Future[VideoStatus]) -> VideoStatus:
+async def _outlast_cancellation(task: asyncio.Future[T]) -> T:
     """The result of `task`, which is left to finish even if the caller is cancelled meanwhile.
 
     A submission's answer may be a paid task id: abandoning it on Ctrl-C would make the next
     run pay again, so the POST and its journal record complete first (the transport's
-    timeouts bound the wait) and the cancellation is re-raised after. A second Ctrl-C still
-    exits at once.
+    timeouts bound the wait) and the cancellation is re-raised after. Likewise a video moved
+    into place is journaled before the cancellation goes on. A second Ctrl-C still exits at
+    once.
     """
     cancelled = False
     while not task.done():
