@@ -83,13 +83,18 @@ def _exists(name: str, dir_fd: int) -> bool:
     return True
 
 
-def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
+def select_take(store: StateStore, job_id: str, take: int, *,
+                folder: Path | None = None) -> LockEntry:
     """Make take `take` the job's result: its file becomes the selected name (`<id>.mp4`),
     the one there now moves to its own take name, and the top-level fields follow.
 
+    Files are moved only in `folder` (the manifest's output folder; without it, any folder in
+    the manifest's project or the current one): the paths come from the lockfile, which a
+    cloned repository may have written to name files anywhere.
+
     Both renames happen before the record, so a crash in between leaves every video on disk
     (the next `plan` downloads the selected one again at worst). Raises ValueError for an
-    unknown take, OSError when a file cannot be moved.
+    unknown take or a video outside `folder`, OSError when a file cannot be moved.
     """
     entry = store.state.jobs[job_id]
     takes = {t.take: t for t in entry.take_history()}
@@ -106,7 +111,14 @@ def select_take(store: StateStore, job_id: str, take: int) -> LockEntry:
     aside = take_file(final, current.take)
     chosen = lock_dir / takes[take].output
     # `review` runs no output-folder check first: walk to the folder from its project.
-    dir_fd = open_dir(final.parent, root=write_root(final.parent, store.manifest_path))
+    root = write_root(final.parent, store.manifest_path)
+    here = Path(os.path.abspath(final.parent))
+    outside = root is None if folder is None else here != Path(os.path.abspath(folder))
+    if outside:
+        raise ValueError(f"job {job_id!r}: the lockfile puts its video at {entry.output}, "
+                         "outside the manifest's output folder, and octobatch moves no file "
+                         "there (was the lockfile edited, or the output folder changed?)")
+    dir_fd = open_dir(final.parent, root=root)
     try:
         _refuse_links(dir_fd, final, aside, *([chosen] if chosen.parent == final.parent else []))
         if _exists(final.name, dir_fd):

@@ -22,7 +22,7 @@ from octobatch.cli import main
 from octobatch.download import check_output_dir
 from octobatch.errors import OctobatchError, StateError
 from octobatch.fsutil import SymlinkRefused
-from octobatch.gallery.review import ReviewRequest, record_review
+from octobatch.gallery.review import ReviewError, ReviewRequest, record_review
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.state import LockEntry, Status, Take, load_state
 from octobatch.takes import keep_earlier_takes
@@ -212,6 +212,24 @@ def test_choosing_a_take_never_follows_a_linked_output_folder(tmp_path: Path) ->
         record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1))
     assert refusal(manifest.output_dir) in str(info.value)
     assert {p.name: p.read_bytes() for p in elsewhere.iterdir()} == before
+
+
+@pytest.mark.parametrize("given", [True, False])
+def test_choosing_a_take_moves_no_file_a_hostile_lockfile_names_outside(
+        tmp_path: Path, given: bool) -> None:
+    # The lockfile is committed: a cloned one can say the takes live anywhere, with no link.
+    manifest = build_project(tmp_path / "shots")
+    home = tmp_path / "home"
+    home.mkdir()
+    mine = {"cat.mp4": b"my holiday", "cat.take1.mp4": b"my wedding"}
+    for name, data in mine.items():
+        (home / name).write_bytes(data)
+    lock = manifest.lock_path
+    lock.write_text(lock.read_text().replace('"out/cat', '"../home/cat'))
+    with pytest.raises(ReviewError, match="outside the manifest's output folder"):
+        record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1),
+                      output_dir=manifest.output_dir if given else None)
+    assert {p.name: p.read_bytes() for p in home.iterdir()} == mine
 
 
 # -- octobatch schema --------------------------------------------------------------------------

@@ -60,8 +60,9 @@ def parse_request(body: Any) -> ReviewRequest:
 
 
 def record_review(manifest: Path, job_id: str, request: ReviewRequest,
-                  *, now: datetime | None = None) -> LockEntry:
-    """Apply `request` to `job_id` in the manifest's lockfile; return the updated entry."""
+                  *, output_dir: Path | None = None, now: datetime | None = None) -> LockEntry:
+    """Apply `request` to `job_id` in the manifest's lockfile; return the updated entry.
+    A take is moved into place only inside `output_dir` (see `select_take`)."""
     try:
         store = StateStore.open(manifest)
     except StateError as exc:
@@ -79,7 +80,7 @@ def record_review(manifest: Path, job_id: str, request: ReviewRequest,
             raise ReviewError(f"job {job_id!r} has no take {request.take} (takes: {have})")
         if request.take is not None:
             try:
-                select_take(store, job_id, request.take)
+                select_take(store, job_id, request.take, folder=output_dir)
             except ValueError as exc:
                 raise ReviewError(str(exc)) from None
             except OSError as exc:

@@ -121,7 +121,8 @@ def make_app(config: ReviewConfig) -> web.Application:
             wanted = parse_request(body)
             manifest = await asyncio.to_thread(gallery.manifest)
             async with gallery.write_lock:
-                entry = await asyncio.to_thread(record_review, manifest.path, job_id, wanted)
+                entry = await asyncio.to_thread(record_review, manifest.path, job_id, wanted,
+                                                output_dir=manifest.output_dir)
         except ReviewError as exc:
             raise _json_error(exc.status, str(exc)) from None
         return web.json_response(job_json(job_id, entry))
