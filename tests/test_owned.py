@@ -194,6 +194,9 @@ def test_plan_and_run_name_the_file_in_the_way(tmp_path: Path) -> None:
     rerun = octobatch(tmp_path, "run", "batch.yaml", "--simulate", "--poll-interval", "0.02")
     assert rerun.returncode == 1
     assert "was changed after octobatch wrote it" in rerun.stdout + rerun.stderr
+    assert ("1 job blocked by a file octobatch did not write (named above): move it away, "
+            "then rerun") in rerun.stdout + rerun.stderr
+    assert "rerun the same command to resume" not in rerun.stdout + rerun.stderr
     assert edited.read_bytes().endswith(b"edit")
 
 

@@ -149,7 +149,11 @@ def _summary(manifest: Manifest, result: RunResult) -> str:
                  f"{result.submissions_stopped})")
         if manifest.settings.prices:
             line += f"; spent so far: {result.spent:g} {manifest.settings.currency or ''}".rstrip()
-    if result.unfinished:
+    if result.blocked:
+        n = result.blocked
+        line += (f"\n{n} job{'s' if n != 1 else ''} blocked by a file octobatch did not write "
+                 "(named above): move it away, then rerun")
+    if result.unfinished > result.blocked:
         line += "\nrerun the same command to resume the unfinished jobs"
     if result.failed:
         line += "\nadd --retry-failed to submit the failed jobs again"

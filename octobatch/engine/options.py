@@ -41,6 +41,7 @@ class RunResult:
     learned_limit: int | None = None  # the provider's per-key task limit, if one was met
     not_submitted: int = 0  # unfinished jobs with no task id: what a stop left waiting
     spent: float = 0.0  # the manifest's recorded spend after the run
+    blocked: int = 0  # unfinished because a file octobatch did not write stands at their name
 
     @property
     def ok(self) -> bool:

@@ -216,6 +216,7 @@ class Engine:
             learned_limit=min(limits) if limits else None,
             not_submitted=not_submitted,
             spent=self.store.spent,
+            blocked=sum(1 for job_id in job_ids if job_id in self._blocked),
         )
 
     @property
