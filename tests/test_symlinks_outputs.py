@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 import yaml
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
@@ -23,6 +24,7 @@ from octobatch.download import check_output_dir
 from octobatch.errors import OctobatchError, StateError
 from octobatch.fsutil import SymlinkRefused
 from octobatch.gallery.review import ReviewError, ReviewRequest, record_review
+from octobatch.gallery.server import ReviewConfig, serve
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.state import LockEntry, Status, Take, load_state
 from octobatch.takes import keep_earlier_takes
@@ -230,6 +232,26 @@ def test_choosing_a_take_moves_no_file_a_hostile_lockfile_names_outside(
         record_review(manifest.path, "cat", ReviewRequest(decision=None, take=1),
                       output_dir=manifest.output_dir if given else None)
     assert {p.name: p.read_bytes() for p in home.iterdir()} == mine
+
+
+async def test_the_review_server_never_serves_a_planted_symlink(tmp_path: Path,
+                                                                victim: Path) -> None:
+    manifest = build_project(tmp_path / "shots")
+    link = manifest.output_dir / "cat.take1.mp4"
+    link.unlink()
+    link.symlink_to(victim)
+    runner, url = await serve(ReviewConfig(manifest=manifest.path, token="t"), "127.0.0.1", 0)
+    try:
+        async with aiohttp.ClientSession() as http:
+            base = url.split("/?")[0]
+            async with http.get(f"{base}/file?path=out%2Fcat.take1.mp4&token=t") as answer:
+                assert answer.status == 404
+                assert await answer.json() == {"error": "out/cat.take1.mp4 is a symbolic link; "
+                                               "octobatch shows only the videos it wrote"}
+            async with http.get(f"{base}/file?path=out%2Fcat.mp4&token=t") as answer:
+                assert answer.status == 200 and await answer.read() == clip("cat", 2)
+    finally:
+        await runner.cleanup()
 
 
 # -- octobatch schema --------------------------------------------------------------------------

@@ -100,6 +100,9 @@ def make_app(config: ReviewConfig) -> web.Application:
         if not rel or path not in await asyncio.to_thread(gallery.servable) \
                 or not os.path.isfile(path):
             raise _json_error(404, f"no such file in this gallery: {rel!r}")
+        if os.path.islink(path):  # inputs are resolved paths: only a planted video is a link
+            raise _json_error(404, f"{rel} is a symbolic link; octobatch shows only the videos "
+                              "it wrote")
         return web.FileResponse(path, headers={"Cache-Control": "no-store"})
 
     async def job(request: web.Request) -> web.Response:
