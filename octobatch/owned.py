@@ -20,6 +20,7 @@ from pathlib import Path
 
 from octobatch.paths import shown
 from octobatch.state import LockEntry
+from octobatch.takes import take_file
 
 # File systems keep times more coarsely than the clock (FAT: 2 s), and `completed_at` is cut
 # to the second after the file was placed.
@@ -59,6 +60,23 @@ def in_the_way(path: Path, entry: LockEntry | None, lock_dir: Path,
         return None
     return _advice(path, "was changed after octobatch wrote it" if written
                    else "was not written by octobatch for this job")
+
+
+def aside_in_the_way(entry: LockEntry, final: Path, lock_dir: Path) -> str | None:
+    """Why a new take of the job could not move the take at `final` to its own name
+    (`<id>.take<N>.mp4`): a file there that is not that take. None when nothing is there, or
+    the take itself is (moved before a crash)."""
+    here = os.path.relpath(final, lock_dir)
+    for take in entry.take_history():
+        if take.output != here:
+            continue
+        kept = take_file(final, take.take)
+        if os.path.lexists(kept):
+            if in_the_way(kept, None, lock_dir, Recorded(take.sha256, take.bytes)):
+                return (f"a new take moves take {take.take} ({shown(final)}) to {shown(kept)}, "
+                        "which holds a file octobatch did not write for it; move that file "
+                        "away (or delete it) and rerun")
+    return None
 
 
 @dataclass(frozen=True)

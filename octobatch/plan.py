@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from octobatch.jobs import JobSpec
-from octobatch.owned import in_the_way
+from octobatch.owned import aside_in_the_way, in_the_way
 from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
@@ -95,7 +95,7 @@ def make_plan(
     retry_failed: bool = False,
     replace: Sequence[str] = (),
     replace_rejected: bool = False,
-    blocked: Mapping[str, str] | None = None,
+    blocked: Mapping[str, Blocker] | None = None,
 ) -> Plan:
     """One step per job (manifest order), then one per lockfile entry no job claims.
 
@@ -130,7 +130,7 @@ def _replacement(job_id: str, entry: LockEntry | None, globs: Sequence[str],
     return None
 
 
-def _blocked(step: Step, reason: str | None, on_disk: int | None) -> Step:
+def _blocked(step: Step, blocker: Blocker | None, on_disk: int | None) -> Step:
     """`step`, unless a file octobatch must not replace stands where it would write.
 
     Only what the plan can judge: a costly step (nothing is paid for a video that could not
@@ -138,10 +138,15 @@ def _blocked(step: Step, reason: str | None, on_disk: int | None) -> Step:
     judged when its download arrives, against the downloaded bytes: after a kill -9 between
     placing a file and recording it, the file at its name is the job's own.
     """
-    if reason is None or not (step.action in COSTLY or step.action is Action.SKIP
-                              or (step.action is Action.DOWNLOAD and on_disk is not None)):
+    if blocker is None:
         return step
-    return Step(step.job_id, Action.BLOCKED, reason, step.job, step.entry, step.changed)
+    costly = step.action in COSTLY
+    if blocker.new_takes_only and not costly:
+        return step
+    if not (costly or step.action is Action.SKIP
+            or (step.action is Action.DOWNLOAD and on_disk is not None)):
+        return step
+    return Step(step.job_id, Action.BLOCKED, blocker.reason, step.job, step.entry, step.changed)
 
 
 def _step(job: JobSpec, entry: LockEntry | None, on_disk: int | None, retry_failed: bool,
@@ -225,15 +230,25 @@ def observe_outputs(lock_dir: Path, state: LockState) -> dict[str, int | None]:
     return sizes
 
 
+@dataclass(frozen=True)
+class Blocker:
+    """A file octobatch must not replace, standing where a job's video lives or would go."""
+
+    reason: str
+    # Only in the way of a new take: the name the current video would move aside to.
+    new_takes_only: bool = False
+
+
 def observe_blocked(jobs: Sequence[JobSpec], state: LockState, lock_dir: Path,
-                    output_dir: Path) -> dict[str, str]:
-    """Job id -> why the file its video lives in (or would go to) is not octobatch's to
-    replace: a completed job's recorded file when it is there, else `<output_dir>/<id>.mp4`.
+                    output_dir: Path) -> dict[str, Blocker]:
+    """Job id -> the file in the way of its video: a completed job's recorded file when it is
+    there (else `<output_dir>/<id>.mp4`) if it is not the job's own, or a file at the name
+    its current video would move aside to for a new take.
 
     Only files that exist are looked at, and only a file modified after its take completed is
     read (see `octobatch.owned`).
     """
-    blocked: dict[str, str] = {}
+    blocked: dict[str, Blocker] = {}
     for job in jobs:
         entry = state.jobs.get(job.id)
         path = output_dir / f"{job.id}.mp4"
@@ -243,7 +258,9 @@ def observe_blocked(jobs: Sequence[JobSpec], state: LockState, lock_dir: Path,
                 path = recorded  # its file decides between up to date and blocked
         reason = in_the_way(path, entry, lock_dir)
         if reason is not None:
-            blocked[job.id] = reason
+            blocked[job.id] = Blocker(reason)
+        elif entry is not None and (reason := aside_in_the_way(entry, path, lock_dir)):
+            blocked[job.id] = Blocker(reason, new_takes_only=True)
     return blocked
 
 

@@ -132,6 +132,23 @@ async def test_a_file_in_the_way_blocks_the_job_before_anything_is_paid(
     assert again.result.ok and len(submits(simulator)) == 3
 
 
+async def test_a_file_where_the_current_take_moves_blocks_only_a_new_take(
+        simulator: Simulator, tmp_path: Path) -> None:
+    path = write_manifest(tmp_path, prompts_jobs(1))
+    assert (await run_engine(simulator, path)).result.ok
+    planted = put_file(tmp_path / "out" / "clip-0.take1.mp4", b"not take 1")
+    manifest = load_manifest(path)
+    [step] = plan_manifest(manifest, load_state(path)).steps
+    assert step.action is Action.SKIP  # nothing would move: up to date as before
+    [step] = plan_manifest(manifest, load_state(path), replace=["clip-0"]).steps
+    assert step.action is Action.BLOCKED
+    assert step.reason.startswith("a new take moves take 1 (")
+    assert "clip-0.take1.mp4, which holds a file octobatch did not write" in step.reason
+    planted.unlink()
+    [step] = plan_manifest(manifest, load_state(path), replace=["clip-0"]).steps
+    assert step.action is Action.REGENERATE
+
+
 async def test_a_file_appearing_during_the_run_is_not_replaced(simulator: Simulator,
                                                                 tmp_path: Path) -> None:
     path = write_manifest(tmp_path, prompts_jobs(1))
