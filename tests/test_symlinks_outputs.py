@@ -100,19 +100,19 @@ async def test_a_symlink_where_an_earlier_take_moves_is_refused_and_the_task_kep
     link = out / "clip-0.take1.mp4"
     link.symlink_to(victim)
     outcome = await run_engine(sim, manifest)
+    # The plan sees it: take 2 is not paid for while take 1 has nowhere to go.
     (unfinished,) = outcome.named("unfinished")
-    assert unfinished.task_id and unfinished.reason == (
-        f"cannot write {out / 'clip-0.mp4'}: {refusal(link)} (the task is kept; the rerun "
-        "downloads it without paying again)")
+    assert unfinished.task_id == outcome.state.jobs["clip-0"].task_id
+    assert "clip-0.take1.mp4, which holds a file octobatch did not write" in unfinished.reason
+    assert len(submits(sim)) == 1
     assert_untouched(victim)
     assert link.is_symlink() and (out / "clip-0.mp4").read_bytes() == first
     link.unlink()
     again = await run_engine(sim, manifest)
-    assert again.result.ok and len(submits(sim)) == 2  # take 2 was not paid for again
+    assert again.result.ok and len(submits(sim)) == 2
     entry = again.state.jobs["clip-0"]
     assert [t.output for t in entry.take_history()] == ["out/clip-0.take1.mp4", "out/clip-0.mp4"]
     assert (out / "clip-0.take1.mp4").read_bytes() == first
-    assert entry.task_id == unfinished.task_id
 
 
 def test_a_symlink_at_the_current_take_is_not_moved_aside(tmp_path: Path, victim: Path) -> None:
@@ -126,6 +126,15 @@ def test_a_symlink_at_the_current_take_is_not_moved_aside(tmp_path: Path, victim
         keep_earlier_takes(entry, out / "cat.mp4", tmp_path)
     assert str(info.value) == refusal(out / "cat.mp4")
     assert (out / "cat.mp4").is_symlink() and not os.path.lexists(out / "cat.take1.mp4")
+    assert_untouched(victim)
+    # And a link where the take would move to (planted after the plan looked): refused too.
+    (out / "cat.mp4").unlink()
+    (out / "cat.mp4").write_bytes(b"take 1")
+    (out / "cat.take1.mp4").symlink_to(victim)
+    with pytest.raises(SymlinkRefused) as info:
+        keep_earlier_takes(entry, out / "cat.mp4", tmp_path)
+    assert str(info.value) == refusal(out / "cat.take1.mp4")
+    assert (out / "cat.mp4").read_bytes() == b"take 1"
     assert_untouched(victim)
 
 
