@@ -47,24 +47,24 @@ class Take:
     completed_at: str
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            kind = int if f.name in ("take", "bytes") else str
-            if isinstance(value, bool) or not isinstance(value, kind):
-                raise TypeError(f"takes: {f.name}: expected {_NAMES[kind]}, got "
+        for name in _TAKE_FIELDS:
+            value = getattr(self, name)
+            kind = int if name in ("take", "bytes") else str
+            if type(value) is not kind and (isinstance(value, bool) or not isinstance(value, kind)):
+                raise TypeError(f"takes: {name}: expected {_NAMES[kind]}, got "
                                 f"{type(value).__name__}")
 
     def to_json(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _TAKE_FIELDS}
 
     @classmethod
     def from_json(cls, data: Any) -> Take:
         if not isinstance(data, dict):
             raise TypeError(f"takes: expected objects, got {type(data).__name__}")
-        missing = [f.name for f in fields(cls) if f.name not in data]
+        missing = [name for name in _TAKE_FIELDS if name not in data]
         if missing:
             raise ValueError(f"takes: missing {', '.join(missing)}")
-        return cls(**{f.name: data[f.name] for f in fields(cls)})
+        return cls(**{name: data[name] for name in _TAKE_FIELDS})
 
 
 @dataclass(frozen=True)
@@ -117,12 +117,12 @@ class LockEntry:
 
     def __post_init__(self) -> None:
         # An entry is valid by construction, whether it came from a file, the journal or code.
-        for name, value in self.values().items():
-            check_field(name, value)
+        for name in _ENTRY_FIELDS:
+            check_field(name, getattr(self, name))
 
     def values(self) -> dict[str, Any]:
         """Field name -> value, shallow (the nested mappings are never mutated)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in _ENTRY_FIELDS}
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready copy: the store's snapshots and journal records never alias an entry."""
@@ -169,6 +169,12 @@ class LockEntry:
         return cls(**values)
 
 
+# Field names, in order, looked up once: `dataclasses.fields()` costs more than the checks, and
+# the store builds several entries per job.
+_TAKE_FIELDS = tuple(f.name for f in fields(Take))
+_ENTRY_FIELDS = tuple(f.name for f in fields(LockEntry))
+
+
 @dataclass
 class LockState:
     """Every job of one manifest. Owned and changed only by the store (or a reader's own copy)."""
@@ -207,6 +213,12 @@ FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "review": (Review, type(None)),
     "spent": (int, float),
 }
+# The same as exact types, which surely pass: `type(True)` is bool, never int, and a dict is
+# the usual Mapping.
+_EXACT_TYPES: dict[str, frozenset[type]] = {
+    name: frozenset(types) - {Mapping} | ({dict} if Mapping in types else set())
+    for name, types in FIELD_TYPES.items()
+}
 _UNTIL_SET = ("takes", "review", "spent")
 _REQUIRED = ("spec_hash", "model")
 _STATUS_VALUES = {s.value for s in Status}
@@ -224,6 +236,8 @@ def parse_status(value: Any) -> Status:
 
 def check_field(name: str, value: Any) -> None:
     """Raise ValueError or TypeError unless `value` is a valid value for entry field `name`."""
+    if type(value) in _EXACT_TYPES.get(name, ()):
+        return  # the usual case, without walking abstract types
     types = FIELD_TYPES.get(name)
     if types is None:
         raise ValueError(f"unknown field {name!r}")

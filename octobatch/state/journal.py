@@ -12,6 +12,7 @@ replacing the lockfile and emptying the journal) gives the same state.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
@@ -28,11 +29,13 @@ def put_record(job_id: str, entry: LockEntry) -> dict[str, Any]:
     return {"op": "put", "job": job_id, "entry": entry.to_json()}
 
 
-def update_record(job_id: str, old: LockEntry, new: LockEntry) -> dict[str, Any] | None:
-    """The record that turns `old` into `new`, or None if they are equal."""
-    before = old.values()
-    changes = {name: encode_field(name, value) for name, value in new.values().items()
-               if before[name] != value}
+def update_record(job_id: str, old: LockEntry, new: LockEntry,
+                  names: Iterable[str] | None = None) -> dict[str, Any] | None:
+    """The record that turns `old` into `new`, or None if they are equal; `names`: the only
+    fields that may differ (the others are not compared)."""
+    compared = sorted(names) if names is not None else new.values()
+    changes = {name: encode_field(name, getattr(new, name)) for name in compared
+               if getattr(old, name) != getattr(new, name)}
     return {"op": "update", "job": job_id, "set": changes} if changes else None
 
 

@@ -210,7 +210,7 @@ class StateStore:
     def _change(self, job_id: str, **changes: Any) -> LockEntry:
         old = self.state.jobs[job_id]
         new = replace(old, **changes)  # validates: a bad value raises before anything moves
-        record = journal.update_record(job_id, old, new)
+        record = journal.update_record(job_id, old, new, changes)
         if record is not None:
             self._queue(record)
             self._set(job_id, new)
