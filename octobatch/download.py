@@ -52,7 +52,7 @@ STALL_SECONDS = 60.0  # no byte for this long on an open transfer: cut it and re
 DEADLINE_SECONDS = 3600.0  # one file's whole download in a run, every attempt included
 RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resumes without backoff
 _CHUNK = 256 * 1024  # network read size
-_WRITE_SIZE = 512 * 1024  # bytes buffered before a write: bounded memory per job
+_WRITE_SIZE = 512 * 1024  # bytes buffered before a write (two at most per job: bounded memory)
 _ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
 
 T = TypeVar("T")
@@ -204,20 +204,29 @@ class Downloader:
         buffered = 0
         started = False  # whether the file holds target's bytes (and part may be open)
         closed = False
+        writing: asyncio.Future[None] | None = None  # the piece on its way to the disk
 
         async def flush(**then: bool) -> None:
             # Writes, hashes (and fsyncs, notes, closes: `then`) in one call into the file
-            # threads: the event loop neither copies, hashes nor waits on the disk.
-            nonlocal chunks, buffered, started, closed
+            # threads: the event loop neither copies, hashes nor waits on the disk. A piece
+            # is written while the next one arrives; one at a time, in order.
+            nonlocal chunks, buffered, started, closed, writing
             data, chunks, buffered = chunks, [], 0
             if not started:
                 if not data:
                     return
                 if target.size == 0:
-                    _check_head(b"".join(data[:8])[:512], content_type, self._scrub)
+                    _check_head(_head(data), content_type, self._scrub)
                 self._partials[dest] = target  # from here on the file holds target's bytes
                 started = True
-            await self._in_files(dest, functools.partial(part.put, data, **then))
+            if writing is not None:
+                before, writing = writing, None
+                await before  # the piece before: its error surfaces here
+            put = self._in_files(dest, functools.partial(part.put, data, **then))
+            if not then:
+                writing = asyncio.ensure_future(put)
+                return
+            await put
             closed = then.get("close", False)
 
         complete = False
@@ -241,6 +250,8 @@ class Downloader:
                 elif started or target.size or buffered >= 8:
                     await flush(note=True, close=True)
         finally:
+            if writing is not None:  # left behind by a second cancellation: not awaited
+                writing.add_done_callback(_retrieved)
             if started and not closed:  # the last write failed or was cancelled
                 asyncio.get_running_loop().run_in_executor(self._files, part.close)
 
@@ -342,6 +353,21 @@ def _check_head(head: bytes, content_type: str, scrub: Callable[[str], str]) -> 
     kind = f" ({scrub(content_type)[:60]})" if content_type else ""
     raise NotAVideo(f"the result URL served something that is not an MP4{kind}, starting "
                     f"{shown!r}")
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # the file is closed after it anyway; nothing else to do with it
+
+
+def _head(chunks: list[bytes], size: int = 512) -> bytes:
+    """The first `size` bytes of `chunks`, copying no more than that."""
+    head = b""
+    for chunk in chunks:
+        head += chunk[:size - len(head)]
+        if len(head) >= size:
+            break
+    return head
 
 
 def _too_large(announced: int | None, cap: int) -> PermanentDownloadError:

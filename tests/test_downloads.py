@@ -320,18 +320,21 @@ async def test_a_job_id_too_long_for_a_file_name_is_not_paid_for(
     assert outcome.result.completed == 1 and len(submits(sim)) == 1
 
 
+@pytest.mark.parametrize(("video_bytes", "limit"), [(SIZE, 64 * 1024),
+                                                    (1_600_000, 1024 * 1024)])
 def test_a_write_error_mid_download_leaves_those_jobs_unfinished_and_the_rerun_pays_nothing(
-        simulator_thread: Any, tmp_path: Path) -> None:
+        simulator_thread: Any, tmp_path: Path, video_bytes: int, limit: int) -> None:
     # A real kernel write error: a file size limit (RLIMIT_FSIZE) below the video's size makes
-    # each video write fail with EFBIG, while the small lockfile and journal still fit.
-    sim = simulator_thread(video_bytes=SIZE)
+    # each video write fail with EFBIG, while the small lockfile and journal still fit. With
+    # the larger video the failing piece is one written while the next one arrives.
+    sim = simulator_thread(video_bytes=video_bytes)
     manifest = write_manifest(tmp_path, prompts_jobs(2))
     command = [sys.executable, "-m", "octobatch", "run", str(manifest), "--base-url",
                sim.base_url, "--json", "--poll-interval", "0.01"]
     env = {"OCTOPUSX_API_KEY": DEMO_KEY, "PATH": "/usr/bin:/bin"}
 
     def limit_file_size() -> None:
-        resource.setrlimit(resource.RLIMIT_FSIZE, (64 * 1024, 64 * 1024))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
 
     first = subprocess.run(command, capture_output=True, text=True, timeout=60, env=env,
                            preexec_fn=limit_file_size, check=False)
