@@ -6,9 +6,11 @@ import base64
 import struct
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
+from planted import make_victim
 
 from octobatch.simulator import DEMO_KEY, Simulator, SimulatorThread
 
@@ -36,6 +38,12 @@ class ManualClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+@pytest.fixture
+def victim(tmp_path: Path) -> Path:
+    """A precious file outside the project, for tests that plant links to it."""
+    return make_victim(tmp_path)
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from planted import PRECIOUS, assert_untouched, plant, refusal
 
 from octobatch.errors import OctobatchError, StateError
 from octobatch.fsutil import SymlinkRefused, atomic_write, make_dirs, open_file, project_root
@@ -29,7 +30,6 @@ from octobatch.state import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-PRECIOUS = b"the user's own file\n"
 MANIFEST = """\
 version: 1
 defaults: {model: omni-fast, seconds: 8, aspect_ratio: "16:9"}
@@ -39,10 +39,6 @@ jobs:
   - {id: clip-1, prompt: a cat in the snow}
 """
 
-
-def refusal(link: Path) -> str:
-    return (f"{link} is a symbolic link, and octobatch never writes through one (a cloned "
-            "repository can plant one to reach files elsewhere); remove it")
 
 
 @pytest.fixture
@@ -54,23 +50,7 @@ def project(tmp_path: Path) -> Path:
     return root
 
 
-@pytest.fixture
-def victim(tmp_path: Path) -> Path:
-    outside = tmp_path / "home"
-    outside.mkdir()
-    path = outside / ".bashrc"
-    path.write_bytes(PRECIOUS)
-    return path
 
-
-def plant(link: Path, target: Path) -> None:
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(target)
-
-
-def assert_untouched(victim: Path) -> None:
-    assert victim.read_bytes() == PRECIOUS
-    assert sorted(p.name for p in victim.parent.iterdir()) == [victim.name]
 
 
 def test_project_root_is_the_git_work_tree_else_the_folder(project: Path, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 import yaml
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
+from planted import assert_untouched, refusal
 from reviewed_project import build_project, clip
 
 from octobatch.cli import main
@@ -28,27 +29,6 @@ from octobatch.gallery.server import ReviewConfig, serve
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.state import LockEntry, Status, Take, load_state
 from octobatch.takes import keep_earlier_takes
-
-PRECIOUS = b"the user's own file\n"
-
-
-def refusal(link: Path | str) -> str:
-    return (f"{link} is a symbolic link, and octobatch never writes through one (a cloned "
-            "repository can plant one to reach files elsewhere); remove it")
-
-
-@pytest.fixture
-def victim(tmp_path: Path) -> Path:
-    home = tmp_path / "home"
-    home.mkdir()
-    path = home / ".bashrc"
-    path.write_bytes(PRECIOUS)
-    return path
-
-
-def assert_untouched(victim: Path) -> None:
-    assert victim.read_bytes() == PRECIOUS
-    assert [p.name for p in victim.parent.iterdir()] == [victim.name]
 
 
 def project(tmp_path: Path, jobs: list[dict[str, Any]]) -> Path:
