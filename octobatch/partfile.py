@@ -134,14 +134,11 @@ class PartFile:
     def __init__(self, folder: OutputFolder, name: str, kept: Partial) -> None:
         self.folder = folder
         self.name = name
+        self.path = folder.path / name
         self.kept = kept
         self._fd: int | None = None
         self._closed = False
         self._lock = threading.Lock()
-
-    @property
-    def path(self) -> Path:
-        return self.folder.path / self.name
 
     def put(self, chunks: list[bytes], *, sync: bool = False, note: bool = False,
             close: bool = False) -> None:

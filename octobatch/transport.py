@@ -197,7 +197,8 @@ class Transport:
 
     def auth_for(self, url: str) -> dict[str, str]:
         """The Authorization header, only for the API's own origin (never for a CDN)."""
-        if not _same_origin(url, self.base_url):
+        # Every API route is the base URL plus a path: that prefix is the same origin.
+        if not url.startswith(self.base_url + "/") and not _same_origin(url, self.base_url):
             return {}
         return {"Authorization": f"Bearer {self._api_key}"}
 
@@ -245,6 +246,8 @@ class Transport:
         if resp.content_length is not None and resp.content_length > self._max_answer:
             raise ServerError(f"the API answered with {resp.content_length} bytes, more than "
                               f"the {self._max_answer} a JSON answer may have", status=resp.status)
+        if resp.content_length is not None:
+            return await resp.read()  # exactly Content-Length bytes, checked above
         body = bytearray()
         async for chunk in resp.content.iter_chunked(64 * 1024):
             body += chunk

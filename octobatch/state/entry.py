@@ -124,9 +124,11 @@ class LockEntry:
         """Field name -> value, shallow (the nested mappings are never mutated)."""
         return {name: getattr(self, name) for name in _ENTRY_FIELDS}
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-ready copy: the store's snapshots and journal records never alias an entry."""
-        data = {name: encode_field(name, value) for name, value in self.values().items()}
+    def to_json(self, *, copy: bool = True) -> dict[str, Any]:
+        """A JSON-ready copy: the store's snapshots and journal records never alias an entry.
+        `copy=False` shares the nested mappings, for a reader that only encodes them now."""
+        data = {name: encode_field(name, value, copy=copy)
+                for name, value in self.values().items()}
         for name in _UNTIL_SET:  # absent until they hold something: older files keep their bytes
             if not data[name]:
                 del data[name]
@@ -261,15 +263,15 @@ def decode_field(name: str, value: Any) -> Any:
     return value
 
 
-def encode_field(name: str, value: Any) -> Any:
-    """The JSON value of entry field `name` (a copy for the nested ones)."""
+def encode_field(name: str, value: Any, *, copy: bool = True) -> Any:
+    """The JSON value of entry field `name` (a copy for the nested ones, unless not `copy`)."""
     if isinstance(value, Status):
         return value.value
     if isinstance(value, Review):
         return value.to_json()
     if name == "takes":
         return [t.to_json() for t in value]
-    if isinstance(value, Mapping):
+    if isinstance(value, Mapping) and (copy or type(value) is not dict):
         return _copy_json(value)
     return value
 

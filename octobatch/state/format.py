@@ -54,7 +54,8 @@ def render_lockfile(state: LockState) -> bytes:
     """
     parts = []
     for job_id in sorted(state.jobs):
-        body = _dumps(state.jobs[job_id].to_json()).replace("\n", "\n    ")
+        # Not copied: entries are immutable, and this only encodes them.
+        body = _dumps(state.jobs[job_id].to_json(copy=False)).replace("\n", "\n    ")
         parts.append(f"    {_dumps(job_id)}: {body}")
     jobs = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
     text = (f'{{\n  "jobs": {jobs},\n  "manifest": {_dumps(state.manifest)},\n'
