@@ -124,6 +124,17 @@ class LockEntry:
         """Field name -> value, shallow (the nested mappings are never mutated)."""
         return {name: getattr(self, name) for name in _ENTRY_FIELDS}
 
+    def changed(self, **changes: Any) -> LockEntry:
+        """`dataclasses.replace(self, **changes)`, checking only the fields that change (the
+        others were checked when this entry was made): the store changes entries per event."""
+        for name, value in changes.items():
+            if name not in FIELD_TYPES:
+                raise TypeError(f"unexpected field {name!r}")
+            check_field(name, value)
+        new = object.__new__(LockEntry)
+        new.__dict__.update(self.__dict__, **changes)  # frozen: no __setattr__, same fields
+        return new
+
     def to_json(self, *, copy: bool = True) -> dict[str, Any]:
         """A JSON-ready copy: the store's snapshots and journal records never alias an entry.
         `copy=False` shares the nested mappings, for a reader that only encodes them now."""

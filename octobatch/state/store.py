@@ -209,7 +209,7 @@ class StateStore:
 
     def _change(self, job_id: str, **changes: Any) -> LockEntry:
         old = self.state.jobs[job_id]
-        new = replace(old, **changes)  # validates: a bad value raises before anything moves
+        new = old.changed(**changes)  # validates: a bad value raises before anything moves
         record = journal.update_record(job_id, old, new, changes)
         if record is not None:
             self._queue(record)
