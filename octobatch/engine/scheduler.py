@@ -19,7 +19,8 @@ from dataclasses import replace
 
 from octobatch import progress as ev
 from octobatch.download import check_output_dir
-from octobatch.engine.job import Clock, Done, JobRun, Reach, RunContext, Sleep
+from octobatch.engine.context import Clock, Done, Reach, RunContext, Sleep
+from octobatch.engine.job import JobRun
 from octobatch.engine.options import EngineOptions, RunResult
 from octobatch.engine.slots import SubmitGate
 from octobatch.errors import OctobatchError
