@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +14,11 @@ from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, w
 from octobatch.engine import Engine, EngineOptions
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
-from octobatch.progress import Event, Submitted
+from octobatch.progress import Completed, Event, Progressed, Submitted
 from octobatch.providers import Providers
 from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import LockEntry, StateStore, Status, load_state
+from octobatch.state.files import LocalFiles
 from octobatch.transport import Transport
 
 
@@ -203,3 +206,45 @@ async def test_a_crash_during_submission_is_resubmitted_with_its_key_within_the_
     assert resumed.attempts == 2  # the crashed POST and the one that answered
     assert exhausted.status is Status.FAILED and (exhausted.error or {})["code"] == "uncertain"
     assert outcome.result.possible_duplicates == ("clip-0", "clip-1")
+
+
+class _SlowDisk(LocalFiles):
+    """A journal on a slow disk: each append takes 0.1 s, then says which task ids it holds."""
+
+    def __init__(self, manifest: Path, seen: list[str]) -> None:
+        super().__init__(manifest)
+        self.seen = seen
+
+    def append(self, data: bytes) -> None:
+        time.sleep(0.1)
+        super().append(data)
+        for line in data.splitlines():
+            task_id = json.loads(line).get("set", {}).get("task_id")
+            if task_id:
+                self.seen.append(f"durable {task_id}")
+
+
+async def test_a_fresh_task_is_polled_and_announced_only_once_its_id_is_on_disk(
+        make_simulator: Any, tmp_path: Path) -> None:
+    # The task id's fsync runs while the first poll interval passes; with a disk slower than
+    # that interval the poll (and the `submitted` event) must still wait for it.
+    sim = await make_simulator(latency=0.0)
+    manifest = load_manifest(write_manifest(tmp_path, prompts_jobs(3)))
+    order: list[str] = []
+    store = StateStore.open(manifest.path, backend=_SlowDisk(manifest.path, order))
+
+    def emit(event: Event) -> None:
+        if isinstance(event, Submitted | Progressed | Completed):
+            order.append(f"{type(event).__name__} {event.task_id}")
+
+    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    options = EngineOptions(output_dir=manifest.output_dir, concurrency=3, poll_interval=POLL)
+    try:
+        async with Transport(sim.base_url, DEMO_KEY, concurrency=3) as transport:
+            result = await Engine(store, Providers(transport), options, emit).run(plan)
+    finally:
+        store.close()
+    assert result.completed == 3
+    for task_id in sim.tasks:
+        mine = [entry for entry in order if entry.endswith(task_id)]
+        assert mine[0] == f"durable {task_id}" and mine[1] == f"Submitted {task_id}", order

@@ -6,6 +6,7 @@ twice), `retrieval.py` (polling and the download); `context.py` holds what they 
 
 from __future__ import annotations
 
+import asyncio
 from typing import NoReturn
 
 from octobatch.download import name_fits
@@ -38,14 +39,19 @@ class JobRun(Submission, Retrieval):
             if not name_fits(self.ctx.options.output_dir, self.job_id):
                 self._unfinished(None, "the job id is too long to be a file name on this "
                                  "file system; shorten it (nothing was submitted)")
-            task_id = await self._submit()  # holds a slot of the gate from here
+            # Holds a slot of the gate from here; the task id's journal record is synced
+            # while the first poll interval passes, and before that poll.
+            task_id, journaled = await self._submit()
             fresh = True
         else:
+            journaled = None
             self.gate.known_task()
         try:
-            video = await self._await_result(task_id, fresh=fresh)
+            video = await self._await_result(task_id, fresh=fresh, journaled=journaled)
         finally:
             self.gate.task_finished()  # completed, failed or given up: the provider's slot is free
+            if journaled is not None:  # not awaited when the job ended first: still runs
+                journaled.add_done_callback(_retrieved)
         await self._download(video)
         raise Done
 
@@ -59,6 +65,11 @@ class JobRun(Submission, Retrieval):
             return None
         self.store.awaiting_task(self.job_id)
         return task_id
+
+
+def _retrieved(future: asyncio.Future[None]) -> None:
+    if not future.cancelled():
+        future.exception()  # a journal that cannot be written ends the run elsewhere too
 
 
 def _timed_out(entry: LockEntry) -> bool:

@@ -47,8 +47,10 @@ _TRANSIENT = (ConnectionFailed, Ambiguous, ServerError, RateLimited, TruncatedDo
 class Retrieval(JobBase):
     """Polls the job's task to its end, then downloads its video."""
 
-    async def _await_result(self, task_id: str, *, fresh: bool) -> VideoStatus:
-        """Poll until the task completes; anything else ends the job for this run."""
+    async def _await_result(self, task_id: str, *, fresh: bool,
+                            journaled: asyncio.Future[None] | None = None) -> VideoStatus:
+        """Poll until the task completes; anything else ends the job for this run. A fresh
+        task's id is being journaled (`journaled`) while the first interval passes."""
         pacer = PollPacer(self.ctx.options.poll_interval, self.ctx.clock(), fresh=fresh,
                           rng=self.ctx.rng)
         delay = pacer.first_delay()
@@ -59,6 +61,9 @@ class Retrieval(JobBase):
                 delay = min(delay, max(self.deadline - self.ctx.clock(), 0.0))
             if delay > 0:
                 await self.ctx.sleep(delay)
+            if journaled is not None:
+                await journaled  # the task id is durable before it is polled
+                journaled = None
             video = await self._poll(task_id)
             now = self.ctx.clock()
             if video.state is TaskState.COMPLETED:

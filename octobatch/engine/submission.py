@@ -2,10 +2,12 @@
 
 Every state change goes through the state store, and the ones that matter for money are
 synced before the job moves on: `submitting` + Idempotency-Key before the POST, then the
-answer's meaning (a task id, nothing created, maybe created) right after it, inside the part
-a cancellation cannot cut short. So a crash at any moment leaves a task id to poll, a
-`pending` job (nothing was created), or an `uncertain` one to resubmit with the same key; a
-job that waits (for a slot, a rate limit, an outage) is never left `submitting`.
+answer's meaning (a task id, nothing created, maybe created) right after it, recorded inside
+the part a cancellation cannot cut short (a task id's sync runs while the first poll interval
+passes; the task is polled, and announced, only once it is done). So a crash at any moment
+leaves a task id to poll, a `pending` job (nothing was created), or an `uncertain` one to
+resubmit with the same key; a job that waits (for a slot, a rate limit, an outage) is never
+left `submitting`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ _CAPPED = "the cost cap is reached"
 class Submission(JobBase):
     """Submits the job once, as the plan says (fresh, or resubmitted with its key)."""
 
-    async def _submit(self) -> str:
+    async def _submit(self) -> tuple[str, asyncio.Future[None]]:
         job_id, job, entry = self.job_id, self.step.job, self.step.entry
         if job is None:
             raise Done  # the plan only submits jobs that are in the manifest
@@ -106,9 +108,15 @@ class Submission(JobBase):
         self.gate.created()
         self.ctx.reach.answer()
         possible_duplicate = self.store.state.jobs[job_id].possible_duplicate
-        self.ctx.emit(ev.Submitted(job_id=job_id, task_id=video.task_id, attempt=sent + 1,
-                                   possible_duplicate=possible_duplicate))
-        return video.task_id
+        submitted = ev.Submitted(job_id=job_id, task_id=video.task_id, attempt=sent + 1,
+                                 possible_duplicate=possible_duplicate)
+        return video.task_id, asyncio.ensure_future(self._journal(submitted))
+
+    async def _journal(self, submitted: ev.Submitted) -> None:
+        """Make the task id durable, then say it was submitted: nothing happens with a task
+        id before it is in the journal on disk."""
+        await self.store.sync()
+        self.ctx.emit(submitted)
 
     async def _admit(self, sent: int) -> None:
         """Wait for the gate (a provider slot, a rate-limit pause, the breaker), saying why."""
@@ -166,7 +174,8 @@ class Submission(JobBase):
         await self._pause(delay)
 
     async def _post(self, request: ApiRequest, key: str, sent: int) -> VideoStatus:
-        """Send one submission and journal what its answer means before anything else."""
+        """Send one submission and journal what its answer means before anything else (a task
+        id's record is synced by `_journal`, the others here)."""
         cost = self._within_budget(sent)  # checked and counted with no await in between
         self.store.submitting(self.job_id, cost=cost)
         try:
@@ -194,7 +203,6 @@ class Submission(JobBase):
             attempts=sent + 1,
             submitted_at=now_iso(),
         )
-        await self.store.sync()
         return video
 
     def _within_budget(self, sent: int) -> float:
