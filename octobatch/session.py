@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
+from pathlib import Path
 from types import TracebackType
 
 from octobatch import plan as planning
@@ -27,6 +28,16 @@ from octobatch.providers import Providers
 from octobatch.providers.base import ProviderFactory
 from octobatch.state import StateStore
 from octobatch.transport import Transport
+
+
+def check_output_folder(manifest: Manifest, output_dir: Path) -> Path | None:
+    """Fail before anything is paid for when `output_dir` cannot take the manifest's videos;
+    return the folder it is walked from (see `manifest.outputs.write_root`)."""
+    # No symlink is followed to the folder from the project (or the current folder) that
+    # holds it, also where there is no git (a cloned archive may hold `out -> ~/x`).
+    root = write_root(output_dir, manifest.path)
+    check_output_dir(output_dir, root=root)
+    return root
 
 
 class RunSession:
@@ -54,10 +65,7 @@ class RunSession:
         self.gallery_error: str | None = None  # why the gallery could not be written
 
     async def __aenter__(self) -> RunSession:
-        # No symlink is followed to the folder from the project (or the current folder) that
-        # holds it, also where there is no git (a cloned archive may hold `out -> ~/x`).
-        root = write_root(self.options.output_dir, self.manifest.path)
-        check_output_dir(self.options.output_dir, root=root)  # before anything is paid
+        root = check_output_folder(self.manifest, self.options.output_dir)
         if self.manifest.default_output:  # marked as this manifest's
             claim_output_dir(self.options.output_dir, self.manifest.path, root=root)
         self._store = StateStore.open(self.manifest.path)  # takes the run lock first

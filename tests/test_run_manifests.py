@@ -44,6 +44,21 @@ def test_run_reports_every_invalid_manifest_before_any_request(
     assert sim.requests == []
 
 
+def test_every_manifests_output_folder_is_checked_before_the_first_pays(
+        sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_manifest(tmp_path, prompts_jobs(1), name="first.yaml")
+    (tmp_path / "second").mkdir()
+    write_manifest(tmp_path / "second", prompts_jobs(1), name="second.yaml")
+    (tmp_path / "second" / "out").write_text("a file where the folder should be")
+    assert main(["run", "first.yaml", "second/second.yaml"]) == 1
+    err = capsys.readouterr().err
+    assert "cannot write to the output folder" in err and "second" in err
+    assert "nothing was submitted" in err
+    assert sim.requests == [] and not load_state(tmp_path / "first.yaml").jobs
+
+
 async def test_a_file_removed_or_changed_after_validation_fails_only_its_job(
         simulator: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)

@@ -22,7 +22,7 @@ from octobatch.paths import shown as _shown
 from octobatch.plan import Action
 from octobatch.progress import make_listener
 from octobatch.selection import check_globs, only
-from octobatch.session import RunSession
+from octobatch.session import RunSession, check_output_folder
 from octobatch.state import StateStore
 
 # SIGHUP too: a closed terminal or a dropped SSH session must stop the run as cleanly as
@@ -41,6 +41,10 @@ def main(args: argparse.Namespace) -> int:
     check_globs(args.replace, (job.id for m in manifests for job in m.jobs),
                 ", ".join(args.manifests), flag="--replace")
     api_key = resolve_api_key(None, base_url=args.base_url, simulate=args.simulate)
+    # Every manifest's folder before the first one pays: a later one's unwritable folder must
+    # not be found after the earlier ones were paid for.
+    for manifest in manifests[1:]:
+        check_output_folder(manifest, manifest.output_dir)
     try:
         return asyncio.run(_run_all(args, manifests, api_key))
     except asyncio.CancelledError:  # a signal before any manifest's state was opened
