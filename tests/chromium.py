@@ -159,5 +159,13 @@ async def click(page: DevTools, selector: str) -> None:
 
 
 async def settle(page: DevTools) -> None:
-    """Let the page handle what the input queued (hashchange fires after the click returns)."""
-    await page.evaluate("new Promise(ok => setTimeout(ok, 20))")
+    """Let the page handle what the input queued (hashchange fires after the click returns).
+
+    An input that reloads the page (choosing a take) may navigate away while this waits: that
+    is the page handling it, and the caller waits for the reloaded page itself.
+    """
+    try:
+        await page.evaluate("new Promise(ok => setTimeout(ok, 20))")
+    except AssertionError as exc:
+        if "navigated" not in str(exc) and "context" not in str(exc).lower():
+            raise
