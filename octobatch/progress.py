@@ -171,8 +171,9 @@ class NotSubmitted(Unfinished):
 @dataclass(frozen=True)
 class Waiting(Event):
     """The job waits: `provider_slot` (the key's task limit), `rate_limit` (a 429 paused the
-    key's submissions), `outage` (the provider is unreachable) or `download` (its video's
-    transfer keeps failing; `detail` says how). It waits as long as the run goes on."""
+    key's submissions, or answered a poll), `outage` (the provider does not answer a
+    submission or a poll; `detail` says how) or `download` (its video's transfer keeps
+    failing; `detail` says how). It waits as long as the run goes on."""
 
     name: ClassVar[str] = "waiting"
     job_id: str

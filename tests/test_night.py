@@ -105,6 +105,17 @@ async def test_an_outage_is_outlived_and_nothing_is_lost(make_simulator: Any,
     assert outcome.result.ok and outcome.result.completed == 8, outcome.named("unfinished")
     assert sim.outages, "the outage happened"
     assert all(e.status is Status.COMPLETED and e.task_id for e in outcome.state.jobs.values())
+    # A job whose task was being polled says so while it waits, and where its task is after.
+    polled = 0
+    for job_id in {e.job_id for e in outcome.named("waiting") if e.reason == "outage"}:
+        names = [e.name for e in outcome.events if getattr(e, "job_id", None) == job_id]
+        at = names.index("waiting")
+        if "progress" not in names[:at]:
+            continue  # it waited to be submitted
+        polled += 1
+        after = [n for n in names[at + 1:] if n not in ("retried", "waiting")]
+        assert after and after[0] in ("progress", "completed"), names
+    assert polled, [(e.name, getattr(e, "job_id", "")) for e in outcome.events]
 
 
 async def test_the_run_deadline_leaves_waiting_jobs_unfinished_and_unflagged(

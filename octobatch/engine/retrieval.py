@@ -65,6 +65,9 @@ class Retrieval(JobBase):
                 await journaled  # the task id is durable before it is polled
                 journaled = None
             video = await self._poll(task_id)
+            if self._waiting_for is not None:
+                # The provider answers again: say where the task is, even if unchanged.
+                self._waiting_for, last = None, None
             now = self.ctx.clock()
             if video.state is TaskState.COMPLETED:
                 self.ctx.emit(ev.Completed(job_id=self.job_id, task_id=task_id))
@@ -127,6 +130,12 @@ class Retrieval(JobBase):
                 if isinstance(exc, ConnectionFailed) and self.ctx.reach.refusal(exc):
                     self._unfinished(task_id, f"cannot poll: {exc.message}; check --base-url "
                                      "and the network (the task id is kept)")
+                # What the job waits for now, once per stretch: the terminal shows it.
+                reason = "rate_limit" if isinstance(exc, RateLimited) else "outage"
+                if self._waiting_for != reason:
+                    self._waiting_for = reason
+                    self.ctx.emit(ev.Waiting(job_id=self.job_id, reason=reason,
+                                             detail=_short(exc)))
                 await self._retry_wait("poll", attempt, exc, task_id)
 
     async def _download(self, video: VideoStatus) -> None:
