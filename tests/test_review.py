@@ -182,6 +182,21 @@ async def test_only_the_files_the_gallery_links_are_served(server: str, project:
     assert b"/file?path=out%2Fcat.mp4&amp;token=" in page
 
 
+async def test_a_lockfile_cannot_make_the_page_serve_other_files(
+        server: str, project: Manifest) -> None:
+    # A committed lockfile is the repository's word: an output named outside the job's own
+    # video names is never served, even to the token holder.
+    secret = project.lock_path.parent / "secret.txt"
+    secret.write_text("a private file\n")
+    data = json.loads(project.lock_path.read_text())
+    data["jobs"]["beach"]["output"] = "secret.txt"
+    data["jobs"]["beach"]["takes"][0]["output"] = "secret.txt"
+    project.lock_path.write_text(json.dumps(data))
+    auth = {"X-Octobatch-Token": TOKEN}
+    assert (await get(server, "/file?path=secret.txt", auth))[0] == 404
+    assert (await get(server, "/file?path=out%2Fcat.take1.mp4", auth))[0] == 200
+
+
 def test_review_command_prints_the_url_first_and_stops_on_ctrl_c(project: Manifest) -> None:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(

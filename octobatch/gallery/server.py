@@ -15,6 +15,7 @@ import asyncio
 import hmac
 import json
 import os
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -74,10 +75,19 @@ class _Gallery:
         lock_dir = manifest.lock_path.parent
         paths = {str(f.path) for job in manifest.jobs for f in job.files
                  if f.media_type.startswith("image/")}
-        for entry in load_state(manifest.path).jobs.values():
+        for job_id, entry in load_state(manifest.path).jobs.items():
             outputs = [entry.output, *(t.output for t in entry.take_history())]
-            paths.update(os.path.abspath(lock_dir / o) for o in outputs if o)
+            # Only names octobatch gives a job's videos: a committed lockfile is the
+            # repository's word, and must not make the page serve `../../.ssh/id_rsa`.
+            paths.update(os.path.abspath(lock_dir / o) for o in outputs
+                         if o and _is_job_video(job_id, os.path.basename(o)))
         return paths
+
+
+def _is_job_video(job_id: str, name: str) -> bool:
+    """`<id>.mp4` or `<id>.take<N>.mp4`, the names octobatch writes a job's videos under."""
+    return name == f"{job_id}.mp4" or re.fullmatch(re.escape(job_id) + r"\.take\d+\.mp4",
+                                                   name) is not None
 
 
 def make_app(config: ReviewConfig) -> web.Application:
