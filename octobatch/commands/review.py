@@ -9,11 +9,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import ipaddress
-import signal
 import sys
 from pathlib import Path
 
-from octobatch.errors import EXIT_OK, UsageError
+from octobatch.commands.serving import listening, stop_requested
+from octobatch.errors import EXIT_OK
 from octobatch.gallery.server import ReviewConfig, serve
 from octobatch.manifest import load_manifest
 
@@ -30,15 +30,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(config: ReviewConfig, host: str, port: int) -> int:
-    try:
-        runner, url = await serve(config, host, port)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                         "choose another --port (0 picks a free one)") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    runner, url = await listening(serve(config, host, port), host, port)
+    stop = stop_requested()
     print(url, flush=True)
     if not _is_loopback(host):
         print(f"warning: listening on {host}, not only this machine; anyone who learns the "

@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 from dataclasses import fields
 
+from octobatch.commands.serving import listening, stop_requested
 from octobatch.errors import EXIT_OK, UsageError
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.simulator.options import faults_from_args, usage_from_args
@@ -31,15 +31,8 @@ def main(args: argparse.Namespace) -> int:
 
 
 async def _serve(simulator: Simulator, host: str, port: int) -> int:
-    try:
-        base_url = await simulator.start(host, port)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; "
-                         "choose another --port (0 picks a free one)") from None
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    base_url = await listening(simulator.start(host, port), host, port)
+    stop = stop_requested()
     print(banner(base_url, simulator.faults), flush=True)
     try:
         await stop.wait()
