@@ -19,7 +19,7 @@ from octobatch.manifest import load_manifest
 from octobatch.plan import Action, make_plan
 from octobatch.progress import Event, NotSubmitted
 from octobatch.session import RunSession
-from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.simulator import DEMO_KEY, Faults, Simulator
 from octobatch.state import LockEntry, LockState, Status, Take, load_state
 from octobatch.takes import keep_earlier_takes
 
@@ -121,6 +121,25 @@ async def test_three_takes_are_three_submissions_files_and_lockfile_takes(
     assert len(submits(simulator)) == 5 and len(lowered.state.jobs["cat"].takes) == 4
     assert sorted(p.name for p in (tmp_path / "out").glob("cat*.mp4")) == [
         "cat.mp4", "cat.take1.mp4", "cat.take2.mp4", "cat.take3.mp4"]
+
+
+async def test_a_takes_possible_duplicate_is_kept_when_the_next_take_starts(
+        make_simulator: Any, tmp_path: Path) -> None:
+    # Take 1's first POST got a 500 after it was sent: it may have been billed twice. Take 2
+    # goes out cleanly; the flag stays on take 1, in the lockfile and the gallery.
+    sim = await make_simulator(faults=Faults(submit_500_first=1))
+    path = write_manifest(tmp_path, [{"id": "cat", "prompt": "a cat"}])
+    first = await run_engine(sim, path)
+    assert first.state.jobs["cat"].possible_duplicate
+    set_takes(path, "cat", 2)
+    second = await run_engine(sim, path)
+    entry = second.state.jobs["cat"]
+    assert second.result.ok and not entry.possible_duplicate  # take 2's submission was clean
+    assert [t.possible_duplicate for t in entry.takes] == [True, False]
+    recorded = json.loads((tmp_path / "batch.lock.json").read_text())["jobs"]["cat"]["takes"]
+    assert recorded[0]["possible_duplicate"] is True and "possible_duplicate" not in recorded[1]
+    page = (tmp_path / "out" / "index.html").read_text()
+    assert "possible duplicate</span>" in page
 
 
 async def test_takes_in_defaults(simulator: Simulator, tmp_path: Path) -> None:

@@ -189,7 +189,8 @@ def _card_html(card: Card, lock_dir: Path, link: Link, *, eager: bool, review: b
     badges = [f'<span class="badge s-{card.state_group}">{_esc(status.value)}</span>']
     if card.decision != "unreviewed":
         badges.append(f'<span class="badge d-{card.decision}">{card.decision}</span>')
-    if entry is not None and entry.possible_duplicate:
+    if entry is not None and (entry.possible_duplicate
+                              or any(t.possible_duplicate for t in entry.take_history())):
         badges.append(
             '<span class="badge warn" title="a submission timed out or failed after it was '
             'sent; the provider may have created (and billed) a second task">'
@@ -309,6 +310,8 @@ def _takes_html(card: Card, lock_dir: Path, link: Link, review: bool) -> str:
             else ""
         )
         css = ' class="selected"' if take.selected else ""
+        if take.possible_duplicate:
+            body += ' <span class="warn">possible duplicate</span>'
         items.append(f"<li{css}>{body}{choose}</li>")
     return f'<ul class="takes">{"".join(items)}</ul>'
 

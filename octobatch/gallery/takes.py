@@ -12,6 +12,7 @@ class TakeView:
     number: int
     output: str  # relative to the lockfile's directory
     selected: bool  # the take the entry's top-level fields (and `<id>.mp4`) describe
+    possible_duplicate: bool = False  # its submission may have created a second, paid task
 
 
 def takes_of(entry: LockEntry | None) -> list[TakeView]:
@@ -19,5 +20,6 @@ def takes_of(entry: LockEntry | None) -> list[TakeView]:
     if entry is None:
         return []
     selected = entry.selected
-    return [TakeView(number=t.take, output=t.output, selected=t == selected)
+    return [TakeView(number=t.take, output=t.output, selected=t == selected,
+                     possible_duplicate=t.possible_duplicate)
             for t in entry.take_history()]

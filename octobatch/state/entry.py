@@ -45,6 +45,9 @@ class Take:
     bytes: int
     spec_hash: str
     completed_at: str
+    # A submission for this take may have created a second, paid task (the entry's flag when
+    # the take completed). Written only when true: older lockfiles keep their bytes.
+    possible_duplicate: bool = False
 
     def __post_init__(self) -> None:
         for name in _TAKE_FIELDS:
@@ -53,9 +56,15 @@ class Take:
             if type(value) is not kind and (isinstance(value, bool) or not isinstance(value, kind)):
                 raise TypeError(f"takes: {name}: expected {_NAMES[kind]}, got "
                                 f"{type(value).__name__}")
+        if type(self.possible_duplicate) is not bool:
+            raise TypeError("takes: possible_duplicate: expected true or false, got "
+                            f"{type(self.possible_duplicate).__name__}")
 
     def to_json(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in _TAKE_FIELDS}
+        data: dict[str, Any] = {name: getattr(self, name) for name in _TAKE_FIELDS}
+        if self.possible_duplicate:
+            data["possible_duplicate"] = True
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Take:
@@ -64,7 +73,8 @@ class Take:
         missing = [name for name in _TAKE_FIELDS if name not in data]
         if missing:
             raise ValueError(f"takes: missing {', '.join(missing)}")
-        return cls(**{name: data[name] for name in _TAKE_FIELDS})
+        return cls(**{name: data[name] for name in _TAKE_FIELDS},
+                   possible_duplicate=data.get("possible_duplicate", False))
 
 
 @dataclass(frozen=True)
@@ -168,7 +178,7 @@ class LockEntry:
         if not (self.task_id and self.output and self.sha256 and self.bytes is not None):
             return ()
         return (Take(1, self.task_id, self.output, self.sha256, self.bytes, self.spec_hash,
-                     self.completed_at or ""),)
+                     self.completed_at or "", self.possible_duplicate),)
 
     @classmethod
     def from_json(cls, data: Any) -> LockEntry:
@@ -184,7 +194,7 @@ class LockEntry:
 
 # Field names, in order, looked up once: `dataclasses.fields()` costs more than the checks, and
 # the store builds several entries per job.
-_TAKE_FIELDS = tuple(f.name for f in fields(Take))
+_TAKE_FIELDS = tuple(f.name for f in fields(Take) if f.name != "possible_duplicate")  # required
 _ENTRY_FIELDS = tuple(f.name for f in fields(LockEntry))
 
 

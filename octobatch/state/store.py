@@ -163,7 +163,8 @@ class StateStore:
         entry = self.state.jobs[job_id]
         if entry.task_id is None:
             raise ValueError(f"job {job_id!r}: completed before a task id was recorded")
-        take = Take(0, entry.task_id, output, sha256, bytes, entry.spec_hash, completed_at)
+        take = Take(0, entry.task_id, output, sha256, bytes, entry.spec_hash, completed_at,
+                    entry.possible_duplicate)
         return self._change(job_id, status=Status.COMPLETED, video_url=video_url, output=output,
                             sha256=sha256, bytes=bytes, completed_at=completed_at, error=None,
                             takes=_with_take(entry.take_history(), take, moved or {}))
