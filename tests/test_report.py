@@ -159,6 +159,25 @@ def test_card_shows_prompt_model_parameters_status_and_duration(manifest: Manife
     assert cat.badges[0] == "completed"
 
 
+def test_a_changed_video_is_marked_on_its_card(manifest: Manifest) -> None:
+    beach, cat = completed(manifest, "beach"), completed(manifest, "cat")
+    lock_dir = manifest.lock_path.parent
+    beach = LockEntry(**{**beach.values(), "bytes": 12})  # what the run recorded
+    cat = LockEntry(**{**cat.values(), "bytes": 12})
+    (lock_dir / (cat.output or "")).write_bytes(b"edited in place, longer")
+    (lock_dir / (beach.output or "")).unlink()
+    state = LockState(manifest="spring.yaml", jobs={"beach": beach, "cat": cat})
+    page = render_gallery(manifest, state, now=NOW)
+    assert "file missing: " in card(page, "beach").text  # in the video's place
+    assert "file changed" in card(page, "cat").badges
+    assert "23 bytes, not 12" in page
+    untouched = completed(manifest, "later")
+    state = LockState(manifest="spring.yaml", jobs={
+        "later": LockEntry(**{**untouched.values(), "bytes": 12})})
+    badges = card(render_gallery(manifest, state, now=NOW), "later").badges
+    assert "file changed" not in badges
+
+
 def test_user_text_is_escaped(manifest: Manifest) -> None:
     state = LockState(manifest="spring.yaml", jobs={
         "hostile": entry(manifest, "hostile", status=Status.FAILED,

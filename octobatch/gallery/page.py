@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from octobatch.gallery.cards import (
 )
 from octobatch.gallery.takes import takes_of
 from octobatch.manifest.outputs import write_root
-from octobatch.state import LockState, Status
+from octobatch.state import LockEntry, LockState, Status
 
 if TYPE_CHECKING:
     from octobatch.manifest import Manifest
@@ -206,6 +207,9 @@ def _card_html(card: Card, lock_dir: Path, link: Link, *, eager: bool, review: b
             '<span class="badge muted" title="no longer in the manifest; '
             'octobatch run --prune drops it">removed from manifest</span>'
         )
+    changed = _file_changed(entry, lock_dir)
+    if changed is not None:
+        badges.append(f'<span class="badge warn" title="{_esc(changed)}">file changed</span>')
 
     rows = [("model", card.model), *((k, display(v)) for k, v in sorted(card.params.items()))]
     took = duration(entry)
@@ -287,6 +291,25 @@ def _inputs_html(card: Card, link: Link) -> str:
         if path.is_file()
     )
     return f'<p class="inputs">{thumbs}</p>' if thumbs else ""
+
+
+def _file_changed(entry: LockEntry | None, lock_dir: Path) -> str | None:
+    """Why a completed job's file is not the one the lockfile records, if it is not (a
+    missing file shows in the video's place instead).
+
+    By size only: the page is written after every run, and reading each video to hash it
+    would cost that run minutes on a large batch (`plan` does the full check).
+    """
+    if entry is None or entry.status is not Status.COMPLETED or not entry.output:
+        return None
+    try:
+        info = os.lstat(lock_dir / entry.output)
+    except OSError:
+        return None
+    if not stat.S_ISREG(info.st_mode) or entry.bytes not in (None, info.st_size):
+        return (f"this is not the file octobatch wrote ({info.st_size} bytes, not "
+                f"{entry.bytes}); runs leave it alone: move it away to download the video again")
+    return None
 
 
 def _takes_html(card: Card, lock_dir: Path, link: Link, review: bool) -> str:
