@@ -32,6 +32,18 @@ class InputFileError(OctobatchError):
         self.hint = hint
 
 
+def unreadable(exc: OSError, value: str) -> InputFileError:
+    """Why the input file `value` (as the manifest names it) could not be read."""
+    if isinstance(exc, FileNotFoundError):
+        return InputFileError(f"no such file '{value}'",
+                              "paths are relative to the manifest's directory")
+    if isinstance(exc, IsADirectoryError):
+        return InputFileError(f"'{value}' is a directory, not a file")
+    if isinstance(exc, NotRegular):  # a FIFO or a device (/dev/zero) would block or never end
+        return InputFileError(f"'{value}' is not a regular file")
+    return InputFileError(f"cannot read '{value}': {exc.strerror or exc}")
+
+
 def read_input(file: LocalFile) -> bytes:
     """The content of a validated local file, read again to be sent.
 

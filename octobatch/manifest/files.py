@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from octobatch.inputs import InputFileError, NotRegular, open_regular
+from octobatch.inputs import InputFileError, open_regular, unreadable
 from octobatch.jobs import LocalFile
 
 RefForm = Literal["url", "data", "local"]
@@ -212,17 +212,8 @@ class FileChecker:
                 while chunk := f.read(_CHUNK):
                     digest.update(chunk)
                     size += len(chunk)
-        except FileNotFoundError:
-            raise InputFileError(
-                f"no such file '{value}'", "paths are relative to the manifest's directory"
-            ) from None
-        except IsADirectoryError:
-            raise InputFileError(f"'{value}' is a directory, not a file") from None
-        except NotRegular:
-            # A FIFO or a device (/dev/zero) would block or never end.
-            raise InputFileError(f"'{value}' is not a regular file") from None
         except OSError as exc:
-            raise InputFileError(f"cannot read '{value}': {exc.strerror or exc}") from None
+            raise unreadable(exc, value) from None
         content = _Content(sniff(head), size, head, digest.hexdigest())
         self._seen[path] = content
         return content

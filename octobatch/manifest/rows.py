@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from octobatch.inputs import InputFileError, NotRegular, open_regular
+from octobatch.inputs import InputFileError, open_regular, unreadable
 from octobatch.jobs import Position
 from octobatch.manifest.templates import Variable
 
@@ -66,15 +66,8 @@ def _read_text(value: str, path: Path, max_bytes: int) -> str:
                     f"{max_bytes / (1 << 20):g} MB allowed",
                     "split it, or raise the limit with OCTOBATCH_MAX_ROWS_MB")
             data = f.read(max_bytes + 1)
-    except FileNotFoundError:
-        raise InputFileError(f"no such file '{value}'",
-                             "paths are relative to the manifest's directory") from None
-    except IsADirectoryError:
-        raise InputFileError(f"'{value}' is a directory, not a file") from None
-    except NotRegular:
-        raise InputFileError(f"'{value}' is not a regular file") from None
     except OSError as exc:
-        raise InputFileError(f"cannot read '{value}': {exc.strerror or exc}") from None
+        raise unreadable(exc, value) from None
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
