@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import secrets
 import stat
@@ -157,6 +158,20 @@ def read_file(path: Path, *, root: Path | None = None) -> bytes | None:
         return None
     with os.fdopen(fd, "rb") as f:
         return f.read()
+
+
+def file_sha256(name: str | Path, *, dir_fd: int | None = None) -> str | None:
+    """The sha256 of a regular file's bytes (`name` relative to `dir_fd` if given), None when
+    it cannot be opened; never through a symlink at the name."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError:
+        return None
+    digest = hashlib.sha256()
+    with os.fdopen(fd, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def atomic_write(path: Path, data: bytes, *, root: Path | None = None,

@@ -11,13 +11,13 @@ change with every checkout.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import stat
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from octobatch.fsutil import file_sha256
 from octobatch.paths import shown
 from octobatch.state import LockEntry
 from octobatch.takes import take_file
@@ -25,7 +25,6 @@ from octobatch.takes import take_file
 # File systems keep times more coarsely than the clock (FAT: 2 s), and `completed_at` is cut
 # to the second after the file was placed.
 _MTIME_SLACK = 3.0
-_BLOCK = 1 << 20
 
 
 def in_the_way(path: Path, entry: LockEntry | None, lock_dir: Path,
@@ -53,7 +52,7 @@ def in_the_way(path: Path, entry: LockEntry | None, lock_dir: Path,
         return _advice(path, f"has {info.st_size} bytes, not the {recorded} octobatch wrote")
     if any(r.sha256 is None or _unchanged_since(info, r.completed_at) for r in same_size):
         return None  # (a hand-made entry without a sha256: the size is all there is to go by)
-    digest = _sha256(path)
+    digest = file_sha256(path)
     if digest is None:
         return f"{shown(path)} cannot be read; move it away and rerun"
     if any(digest == r.sha256 for r in same_size):
@@ -107,18 +106,6 @@ def _unchanged_since(info: os.stat_result, completed_at: str) -> bool:
     except ValueError:
         return False  # no usable time recorded: the bytes decide
     return info.st_mtime <= moment + _MTIME_SLACK
-
-
-def _sha256(path: Path) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except OSError:
-        return None
-    with os.fdopen(fd, "rb") as f:
-        for block in iter(lambda: f.read(_BLOCK), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _advice(path: Path, what: str) -> str:

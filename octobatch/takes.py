@@ -5,12 +5,11 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import stat
 from pathlib import Path
 
-from octobatch.fsutil import SymlinkRefused, open_dir
+from octobatch.fsutil import SymlinkRefused, file_sha256, open_dir
 from octobatch.manifest.outputs import write_root
 from octobatch.state import LockEntry, StateStore
 
@@ -37,7 +36,8 @@ def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[in
         try:
             _refuse_links(dir_fd, final, kept)
             kept_there = _exists(kept.name, dir_fd)
-            if kept_there and _holds(kept.name, dir_fd, take.sha256):
+            # Read only when a crash may have left the take moved already.
+            if kept_there and file_sha256(kept.name, dir_fd=dir_fd) == take.sha256:
                 pass  # moved before a crash: whatever `final` holds now is not recorded
             elif _exists(final.name, dir_fd):
                 if kept_there:  # never lose either video
@@ -49,19 +49,6 @@ def keep_earlier_takes(entry: LockEntry, final: Path, lock_dir: Path) -> dict[in
             os.close(dir_fd)
         moved[take.take] = os.path.relpath(kept, lock_dir)
     return moved
-
-
-def _holds(name: str, dir_fd: int, sha256: str) -> bool:
-    """Whether file `name` has exactly these bytes (read only when a crash may have left it)."""
-    digest = hashlib.sha256()
-    try:
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=dir_fd)
-    except OSError:
-        return False
-    with os.fdopen(fd, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest() == sha256
 
 
 def _refuse_links(dir_fd: int, *paths: Path) -> None:
