@@ -41,6 +41,16 @@ class ManualClock:
 
 
 @pytest.fixture
+def cli_sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
+    """A simulator the command line reaches the way a user's shell does: through
+    OCTOPUSX_API_KEY and OCTOBATCH_BASE_URL."""
+    server: Simulator = simulator_thread()
+    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
+    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
+    return server
+
+
+@pytest.fixture
 def victim(tmp_path: Path) -> Path:
     """A precious file outside the project, for tests that plant links to it."""
     return make_victim(tmp_path)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import pytest
 from engine_helpers import prompts_jobs
@@ -13,18 +12,11 @@ from octobatch.cli import main
 from octobatch.errors import ManifestError
 from octobatch.manifest import load_manifest, load_manifests
 from octobatch.manifest.outputs import OWNER_FILE
-from octobatch.simulator import DEMO_KEY, Simulator
+from octobatch.simulator import Simulator
 
 JOBS = "".join(f"  - {{id: {j['id']}, prompt: {j['prompt']}}}\n" for j in prompts_jobs(2))
 HEAD = "version: 1\ndefaults: {model: omni-fast, seconds: 8, aspect_ratio: '16:9'}\n"
 
-
-@pytest.fixture
-def sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    server: Simulator = simulator_thread()
-    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
-    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
-    return server
 
 
 @pytest.fixture
@@ -74,19 +66,19 @@ def test_a_manifest_without_git_is_its_own_project(tmp_path: Path,
 
 
 def test_run_refuses_before_any_request_and_the_flag_lifts_it(
-        sim: Simulator, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        cli_sim: Simulator, repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = repo / "manifests" / "m.yaml"
     path.write_text(HEAD + "output_dir: ../../elsewhere\njobs:\n" + JOBS)
     assert main(["run", str(path), "--poll-interval", "0.01"]) == 2
     assert "pass --allow-outside-output to write there" in capsys.readouterr().err
-    assert sim.requests == []
+    assert cli_sim.requests == []
     assert main(["run", str(path), "--poll-interval", "0.01", "--allow-outside-output"]) == 0
     assert sorted(p.name for p in (repo.parent / "elsewhere").glob("*.mp4")) == [
         "clip-0.mp4", "clip-1.mp4"]
 
 
 def test_same_named_manifests_get_their_own_default_folders(
-        sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     for folder in ("a", "b", "c"):
@@ -109,7 +101,7 @@ def test_same_named_manifests_get_their_own_default_folders(
     assert "nothing to do" in capsys.readouterr().out
 
 
-def test_a_symlink_planted_at_the_mark_is_refused(sim: Simulator, tmp_path: Path,
+def test_a_symlink_planted_at_the_mark_is_refused(cli_sim: Simulator, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
@@ -122,4 +114,4 @@ def test_a_symlink_planted_at_the_mark_is_refused(sim: Simulator, tmp_path: Path
     assert capsys.readouterr().err == (
         f"octobatch: output/spring/{OWNER_FILE} is a symlink; octobatch never writes through "
         "one: remove it\n")
-    assert victim.read_text() == "keep me\n" and sim.requests == []
+    assert victim.read_text() == "keep me\n" and cli_sim.requests == []

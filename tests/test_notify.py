@@ -59,15 +59,8 @@ def receiver() -> Iterator[Receiver]:
     r.close()
 
 
-@pytest.fixture
-def sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
-    server = simulator_thread()
-    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
-    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
-    return server
 
-
-def test_a_finished_run_posts_its_summary(sim: Any, receiver: Receiver, tmp_path: Path,
+def test_a_finished_run_posts_its_summary(cli_sim: Any, receiver: Receiver, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, [*prompts_jobs(2), {"id": "bad", "prompt": "no [fail]"}])
     assert main(["run", str(path), "--notify", receiver.url, "--poll-interval", "0.02",
@@ -88,7 +81,7 @@ def test_a_finished_run_posts_its_summary(sim: Any, receiver: Receiver, tmp_path
 
 
 def test_a_failed_notification_is_reported_and_never_fails_the_run(
-    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli_sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(notify, "BACKOFF", 0.01)
     broken = Receiver(status=503)
@@ -109,7 +102,7 @@ def test_a_failed_notification_is_reported_and_never_fails_the_run(
 
 
 def test_a_receiver_that_never_answers_costs_the_timeout_per_attempt(
-    sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    cli_sim: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(notify, "TIMEOUT", 0.2)
     monkeypatch.setattr(notify, "BACKOFF", 0.01)

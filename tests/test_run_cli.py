@@ -29,15 +29,8 @@ from octobatch.simulator import DEMO_KEY, Simulator
 FAST_FLAGS = ["--poll-interval", "0.02"]
 
 
-@pytest.fixture
-def sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    server: Simulator = simulator_thread()
-    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
-    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
-    return server
 
-
-def test_run_completes_then_rerun_has_nothing_to_do(sim: Simulator, tmp_path: Path,
+def test_run_completes_then_rerun_has_nothing_to_do(cli_sim: Simulator, tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, prompts_jobs(3))
     assert main(["run", str(path), *FAST_FLAGS]) == 0
@@ -45,16 +38,16 @@ def test_run_completes_then_rerun_has_nothing_to_do(sim: Simulator, tmp_path: Pa
     assert "batch.yaml: 3 completed, 0 failed, 0 unfinished" in first.out
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "clip-0.mp4", "clip-1.mp4", "clip-2.mp4", "index.html"]
-    before = len(sim.requests)
+    before = len(cli_sim.requests)
     assert main(["run", str(path), *FAST_FLAGS]) == 0
     assert "nothing to do" in capsys.readouterr().out
-    assert len(sim.requests) == before
+    assert len(cli_sim.requests) == before
     for written in [*tmp_path.glob("batch.lock.*"), tmp_path / "out" / "index.html"]:
         assert DEMO_KEY not in written.read_text(errors="replace")
     assert DEMO_KEY not in first.out + first.err
 
 
-def test_json_events_are_one_object_per_line(sim: Simulator, tmp_path: Path,
+def test_json_events_are_one_object_per_line(cli_sim: Simulator, tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, prompts_jobs(2))
     assert main(["run", str(path), "--json", *FAST_FLAGS]) == 0
@@ -63,11 +56,11 @@ def test_json_events_are_one_object_per_line(sim: Simulator, tmp_path: Path,
     assert names[0] == "run_started" and names[-1] == "run_finished"
     downloaded = [e for e in events if e["event"] == "downloaded"]
     assert {e["job_id"] for e in downloaded} == {"clip-0", "clip-1"}
-    assert all(e["task_id"] in sim.tasks and e["bytes"] > 0 for e in downloaded)
+    assert all(e["task_id"] in cli_sim.tasks and e["bytes"] > 0 for e in downloaded)
     assert events[-1]["completed"] == 2
 
 
-def test_failed_job_exits_1_with_plain_progress(sim: Simulator, tmp_path: Path,
+def test_failed_job_exits_1_with_plain_progress(cli_sim: Simulator, tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, [{"id": "ok", "prompt": "fine"},
                                      {"id": "bad", "prompt": "doomed [fail]"}])
@@ -78,12 +71,12 @@ def test_failed_job_exits_1_with_plain_progress(sim: Simulator, tmp_path: Path,
     assert "/2 done" in out  # the non-terminal progress lines
 
 
-def test_invalid_manifest_exits_2_before_any_request(sim: Simulator, tmp_path: Path,
+def test_invalid_manifest_exits_2_before_any_request(cli_sim: Simulator, tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     path = write_manifest(tmp_path, [{"id": "x", "prompt": "p", "model": "no-such-model"}])
     assert main(["run", str(path)]) == 2
     assert "no-such-model" in capsys.readouterr().err
-    assert sim.requests == []
+    assert cli_sim.requests == []
 
 
 def test_missing_key_is_a_usage_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

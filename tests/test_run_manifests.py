@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from engine_helpers import png_bytes, prompts_jobs, write_manifest
@@ -17,16 +16,8 @@ from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import Status, load_state
 
 
-@pytest.fixture
-def sim(simulator_thread: Any, monkeypatch: pytest.MonkeyPatch) -> Simulator:
-    server: Simulator = simulator_thread()
-    monkeypatch.setenv("OCTOPUSX_API_KEY", DEMO_KEY)
-    monkeypatch.setenv("OCTOBATCH_BASE_URL", server.base_url)
-    return server
-
-
 def test_run_reports_every_invalid_manifest_before_any_request(
-        sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write_manifest(tmp_path, prompts_jobs(1), name="good.yaml")
@@ -41,11 +32,11 @@ def test_run_reports_every_invalid_manifest_before_any_request(
         "b.yaml:4:33: job 'y': seconds: must be a whole number of seconds from 4 to 30, got 99",
         "2 errors found",
     ]
-    assert sim.requests == []
+    assert cli_sim.requests == []
 
 
 def test_every_manifests_output_folder_is_checked_before_the_first_pays(
-        sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        cli_sim: Simulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.chdir(tmp_path)
     write_manifest(tmp_path, prompts_jobs(1), name="first.yaml")
@@ -56,7 +47,7 @@ def test_every_manifests_output_folder_is_checked_before_the_first_pays(
     err = capsys.readouterr().err
     assert "cannot write to the output folder" in err and "second" in err
     assert "nothing was submitted" in err
-    assert sim.requests == [] and not load_state(tmp_path / "first.yaml").jobs
+    assert cli_sim.requests == [] and not load_state(tmp_path / "first.yaml").jobs
 
 
 async def test_a_file_removed_or_changed_after_validation_fails_only_its_job(
