@@ -184,20 +184,34 @@ def atomic_write(path: Path, data: bytes, *, root: Path | None = None,
     `temp_name` fixes one (for a single writer that clears its leftovers); it is removed on
     failure. A symlink at `path` is refused rather than replaced. Raises OSError.
     """
+    os.close(_replace(path, data, root, temp_name, mode))
+
+
+def atomic_replace_open(path: Path, data: bytes, *, temp_name: str | None = None,
+                        mode: int = FILE_MODE) -> int:
+    """`atomic_write`, returning the new file open for reading and appending: whoever goes
+    on writing to it never holds the replaced file instead (nothing can fail between the
+    rename and the open)."""
+    return _replace(path, data, None, temp_name, mode, os.O_RDWR | os.O_APPEND)
+
+
+def _replace(path: Path, data: bytes, root: Path | None, temp_name: str | None, mode: int,
+             flags: int = os.O_WRONLY) -> int:
     dir_fd = open_dir(path.parent, root=root)
     name = temp_name
+    fd: int | None = None
     try:
         if _is_link(path.name, dir_fd):
             raise SymlinkRefused(path)
-        fd, name = _create_temp(dir_fd, path, temp_name, mode)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fd, name = _create_temp(dir_fd, path, temp_name, mode, flags)
+        write_all(fd, data)
+        os.fsync(fd)
         os.replace(name, path.name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
         os.fsync(dir_fd)
+        return fd
     except OSError as exc:
+        if fd is not None:
+            os.close(fd)
         if name is not None and not isinstance(exc, SymlinkRefused):
             with contextlib.suppress(OSError):
                 os.unlink(name, dir_fd=dir_fd)
@@ -271,8 +285,9 @@ def _not_regular(path: Path) -> OSError:
     return OSError(errno.EINVAL, f"{path} is not a regular file; move it away", str(path))
 
 
-def _create_temp(dir_fd: int, path: Path, temp_name: str | None, mode: int) -> tuple[int, str]:
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+def _create_temp(dir_fd: int, path: Path, temp_name: str | None, mode: int,
+                 access: int) -> tuple[int, str]:
+    flags = access | os.O_CREAT | os.O_EXCL
     if temp_name is not None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp_name, dir_fd=dir_fd)  # a leftover (or a planted link) goes, alone

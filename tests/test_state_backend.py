@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import os
 import threading
 from pathlib import Path
 
 import pytest
+from planted import assert_untouched, plant
 
 from octobatch.errors import StateError
-from octobatch.state import LocalFiles, LockEntry, StateStore, Status, Stored, load_state
+from octobatch.state import (
+    LocalFiles,
+    LockEntry,
+    StateStore,
+    Status,
+    Stored,
+    journal_path_for,
+    load_state,
+    lock_path_for,
+)
 
 
 class MemoryBackend:
@@ -39,8 +51,8 @@ class MemoryBackend:
         changed, self.snapshot = data != self.snapshot, data
         return changed
 
-    def clear_journal(self) -> None:
-        self.journal = b""
+    def trim_journal(self, covered: int) -> None:
+        self.journal = self.journal[covered:]
 
     def close(self) -> None:
         self.locked = False
@@ -106,3 +118,94 @@ async def test_compaction_during_a_run_never_runs_on_the_event_loop(tmp_path: Pa
     store.close()  # closing compacts, on the caller's thread, by design
     assert backend.snapshot_threads[-1] == loop_thread
     assert load_state(manifest) == store.state
+
+
+class HeldSnapshots(LocalFiles):
+    """The real local backend, whose lockfile writes wait until the test lets them go."""
+
+    def __init__(self, manifest: Path) -> None:
+        super().__init__(manifest)
+        self.writing = threading.Event()
+        self.go = threading.Event()
+
+    def write_snapshot(self, data: bytes) -> bool:
+        self.writing.set()
+        assert self.go.wait(30), "the test never let the snapshot go"
+        return super().write_snapshot(data)
+
+
+async def _fill_until_compaction(store: StateStore, backend: HeldSnapshots) -> int:
+    """Changes, synced one by one, until a compaction starts; the number of jobs made."""
+    i = 0
+    while not backend.writing.is_set():
+        store.put(f"job{i}", entry(i))
+        await store.sync()
+        i += 1
+        await asyncio.sleep(0.001)  # lets the compaction's thread start
+    return i
+
+
+async def test_syncs_go_on_while_a_compaction_writes_the_lockfile(tmp_path: Path,
+                                                                  victim: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    manifest = project / "spring.yaml"
+    temp = journal_path_for(lock_path_for(manifest)).with_name(".spring.lock.journal.tmp")
+    plant(temp, victim)  # left by someone else: removed when the run starts, not followed
+    backend = HeldSnapshots(manifest)
+    store = StateStore.open(manifest, backend=backend, compact_min_bytes=600)
+    made = await _fill_until_compaction(store, backend)
+    # The lockfile write is stuck: submissions, which wait for their sync, must not be.
+    for i in range(made, made + 20):
+        store.put(f"job{i}", entry(i))
+        store.submitting(f"job{i}")
+        await asyncio.wait_for(store.sync(), 10)
+    during = journal_path_for(lock_path_for(manifest)).read_bytes()
+    plant(temp, victim)  # and planted again mid-run, where the trimmed journal is written
+    backend.go.set()
+    await store.compaction_done()
+    assert store.compactions == 1
+    # The journal keeps what came after the snapshot (and at most the batch across it), so
+    # the lockfile plus the journal is still the whole state; the rest was trimmed off.
+    after = journal_path_for(lock_path_for(manifest)).read_bytes()
+    assert b'"job%d"' % (made + 19) in after and len(after) < len(during)
+    assert load_state(manifest) == store.state
+    store.close()
+    assert load_state(manifest) == store.state
+    assert not [p.name for p in project.iterdir() if p.name.endswith(".tmp")]
+    assert_untouched(victim)
+
+
+class FailingTrim(HeldSnapshots):
+    """The local backend, on a disk that fails while the journal is being trimmed."""
+
+    def trim_journal(self, covered: int) -> None:
+        real = os.fsync
+
+        def failing(fd: int) -> None:
+            raise OSError(errno.EIO, "Input/output error")
+
+        os.fsync = failing  # the new journal cannot be made durable
+        try:
+            super().trim_journal(covered)
+        finally:
+            os.fsync = real
+
+
+async def test_a_failed_trim_stops_the_run_and_loses_no_synced_change(tmp_path: Path) -> None:
+    manifest = tmp_path / "spring.yaml"
+    backend = FailingTrim(manifest)
+    store = StateStore.open(manifest, backend=backend, compact_min_bytes=600)
+    made = await _fill_until_compaction(store, backend)
+    store.put(f"job{made}", entry(made))
+    await store.sync()  # written while the compaction waits: part of the tail to keep
+    synced = dict(store.state.jobs)
+    backend.go.set()
+    await store.compaction_done()
+    assert store.compactions == 0
+    # Whether the journal was cut is not known: no further change may count as durable.
+    store.put("later", entry(999))
+    with pytest.raises(StateError, match=r"cannot trim journal: Input/output error; rerun"):
+        await store.sync()
+    backend.close()
+    assert load_state(manifest).jobs == synced  # the lockfile and journal on disk hold all

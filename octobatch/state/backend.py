@@ -50,8 +50,10 @@ class Backend(Protocol):
         """Replace the snapshot atomically if `data` differs from it; return whether it did."""
         ...
 
-    def clear_journal(self) -> None:
-        """Empty the journal, durably (called once a snapshot holds everything in it)."""
+    def trim_journal(self, covered: int) -> None:
+        """Drop the journal's first `covered` bytes, which a snapshot now holds, durably; the
+        rest (appended since the snapshot was taken) stays. Midway, a crash leaves the
+        journal whole, which is safe: replaying a record twice changes nothing."""
         ...
 
     def close(self) -> None:

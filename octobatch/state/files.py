@@ -7,11 +7,13 @@ lines, not committed), `name.lock.run` (the flock one run holds, not committed).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 
 from octobatch.errors import StateError
 from octobatch.fsutil import (
+    atomic_replace_open,
     atomic_write,
     fsync_dir,
     open_dir,
@@ -63,9 +65,10 @@ def write_lockfile(path: Path, state: LockState) -> bool:
     return _write_if_changed(path, render_lockfile(state))
 
 
-def temp_name_for(lock_path: Path) -> str:
-    """The lockfile's temp file: one fixed name, since only the run lock's holder writes."""
-    return f".{lock_path.name}.tmp"
+def temp_name_for(path: Path) -> str:
+    """The temp file of the lockfile or journal: one fixed name, since only the run lock's
+    holder writes them."""
+    return f".{path.name}.tmp"
 
 
 def _write_if_changed(path: Path, data: bytes) -> bool:
@@ -107,6 +110,7 @@ class LocalFiles:
         self._run_lock: RunLock | None = None
         self._journal_fd: int | None = None
         self._journal_size = 0
+        self._broken: StateError | None = None  # set when a trim failed midway
 
     @property
     def snapshot_name(self) -> str:
@@ -137,19 +141,22 @@ class LocalFiles:
 
     def begin(self, keep: int) -> None:
         try:
-            fd = open_file(self.journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+            fd = open_file(self.journal_path, os.O_RDWR | os.O_APPEND | os.O_CREAT)
             self._journal_fd = fd
             os.ftruncate(fd, keep)  # drop a torn tail before appending after it
             # A new journal's directory entry must be durable too, or a power cut could
             # take the whole file, fsynced records and all.
             fsync_dir(self.lock_path.parent)
             # Left by a writer killed mid-compaction (a symlink there goes, its target stays).
-            remove_file(self.lock_path.with_name(temp_name_for(self.lock_path)))
+            for path in (self.lock_path, self.journal_path):
+                remove_file(path.with_name(temp_name_for(path)))
         except OSError as exc:
             raise StateError(f"{self.journal_path}: cannot open journal: {exc.strerror}") from None
         self._journal_size = keep
 
     def append(self, data: bytes) -> None:
+        if self._broken is not None:
+            raise self._broken
         fd = self._fd()
         try:
             write_all(fd, data)
@@ -168,14 +175,30 @@ class LocalFiles:
     def write_snapshot(self, data: bytes) -> bool:
         return _write_if_changed(self.lock_path, data)
 
-    def clear_journal(self) -> None:
+    def trim_journal(self, covered: int) -> None:
         fd = self._fd()
         try:
-            os.ftruncate(fd, 0)
-            os.fsync(fd)
+            if covered >= self._journal_size:
+                os.ftruncate(fd, 0)
+                os.fsync(fd)
+                self._journal_size = 0
+                return
+            tail = os.pread(fd, self._journal_size - covered, covered)
+            if len(tail) != self._journal_size - covered:
+                raise OSError(errno.EIO, "the journal is shorter than what was written to it")
+            # The rest goes into a new journal that replaces this one (temp file, rename):
+            # cutting the head off in place could lose the tail in a crash.
+            new = atomic_replace_open(self.journal_path, tail,
+                                      temp_name=temp_name_for(self.journal_path))
         except OSError as exc:
-            raise StateError(f"{self.journal_path}: cannot truncate journal: {exc.strerror}") from None
-        self._journal_size = 0
+            # Whether the journal was trimmed is not known now: no more appends, or the
+            # sizes the store keeps could cut off synced records at the next trim.
+            self._broken = StateError(f"{self.journal_path}: cannot trim journal: "
+                                      f"{exc.strerror}; rerun to resume")
+            raise self._broken from None
+        os.close(fd)
+        self._journal_fd = new
+        self._journal_size = len(tail)
 
     def close(self) -> None:
         if self._journal_fd is not None:

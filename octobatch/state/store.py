@@ -3,8 +3,8 @@
 Each transition builds a new immutable entry, journals the one record that turns the old
 entry into it, and then moves memory: a rejected change leaves memory and journal in step.
 `sync()` makes the changes so far durable (group commit in a worker thread); compaction (the
-whole lockfile rewritten, the journal emptied) is decided here alone and runs in that worker
-thread too, never on the event loop.
+whole lockfile rewritten, the journal trimmed to what came after it) is decided here alone
+and runs in a worker thread too, never on the event loop, while syncs go on.
 """
 
 from __future__ import annotations
@@ -79,8 +79,15 @@ class StateStore:
         self._seq = 0  # last change made
         self._written = 0  # last change written to the journal
         self._durable = 0  # last change written and synced (or folded into the lockfile)
-        self._io_lock = threading.Lock()
+        self._wanted = 0  # last change a caller of sync() waits for
+        # (last change, journal size after it) of each batch written since the snapshot
+        self._batches: collections.deque[tuple[int, int]] = collections.deque()
+        self._snapshot_seq = -1  # last change the lockfile this store wrote holds
+        self._io_lock = threading.Lock()  # the journal
+        self._snapshot_lock = threading.Lock()  # the lockfile
         self._flush_task: asyncio.Task[None] | None = None
+        self._flushed: asyncio.Future[None] | None = None  # resolved after each batch
+        self._compact_task: asyncio.Task[None] | None = None
 
     @classmethod
     def open(cls, manifest_path: Path, *, compact_min_bytes: int = COMPACT_MIN_BYTES,
@@ -239,22 +246,46 @@ class StateStore:
     async def sync(self) -> None:
         """Return once every change made so far is durable; concurrent callers share a flush."""
         target = self._seq
+        loop = asyncio.get_running_loop()
         while self._durable < target:
+            self._wanted = max(self._wanted, target)
             if self._flush_task is None:
-                self._flush_task = asyncio.get_running_loop().create_task(self._flush_off_loop())
+                self._flush_task = loop.create_task(self._flush_off_loop())
+            if self._flushed is None:
+                self._flushed = loop.create_future()
             # shield: a cancelled caller (Ctrl-C) must not abort a write others wait on.
-            await asyncio.shield(self._flush_task)
+            await asyncio.shield(self._flushed)
 
     async def _flush_off_loop(self) -> None:
+        """One worker-thread call writes batch after batch while callers want more: a caller
+        who arrives during a write is served by the next one at once, not after a round trip
+        through the event loop."""
+        loop = asyncio.get_running_loop()
         try:
-            await asyncio.to_thread(self._flush)
-            if self._should_compact():
-                # Entries are immutable, so a shallow copy is a consistent snapshot: the
-                # thread renders it while the loop goes on changing the live state.
-                seq, jobs = self._seq, dict(self.state.jobs)
-                await asyncio.to_thread(self._compact_to, seq, jobs)
+            await asyncio.to_thread(self._flush_while_wanted, loop)
+        except Exception as exc:  # noqa: BLE001 -- whatever failed, the waiting callers see it
+            self._wake(exc)  # and the next sync() tries again
         finally:
             self._flush_task = None
+            self._wake()  # a caller who came after the last batch starts the next flush
+
+    def _flush_while_wanted(self, loop: asyncio.AbstractEventLoop) -> None:
+        while True:
+            self._flush()
+            if self._written >= self._wanted:
+                return  # the task's end wakes the callers: one hand-back to the loop, not two
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self, error: Exception | None = None) -> None:
+        """Let the callers of sync() look again (on the loop)."""
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None and not flushed.done():
+            if error is None:
+                flushed.set_result(None)
+            else:
+                flushed.set_exception(error)
+        if error is None:
+            self._maybe_compact()
 
     def sync_now(self) -> None:
         """Blocking `sync()`, for signal and shutdown paths (never compacts)."""
@@ -278,6 +309,7 @@ class StateStore:
             self.fsyncs += 1
             self.bytes_written += len(data)
             self._journal_size += len(data)
+            self._batches.append((batch[-1][0], self._journal_size))
             self._written = self._durable = batch[-1][0]
 
     # -- compaction --
@@ -285,27 +317,61 @@ class StateStore:
     def _should_compact(self) -> bool:
         return self._journal_size > max(self._compact_min_bytes, self._lock_size)
 
+    def _maybe_compact(self) -> None:
+        """Start folding the journal into the lockfile in a worker thread, when it is due.
+        Syncs go on meanwhile: the journal keeps what was written after the snapshot."""
+        if self._compact_task is not None or not self._open or not self._should_compact():
+            return
+        # Entries are immutable, so a shallow copy is a consistent snapshot: the thread
+        # renders it while the loop goes on changing the live state.
+        seq, jobs = self._seq, dict(self.state.jobs)
+
+        async def compact() -> None:
+            try:
+                await asyncio.to_thread(self._compact_to, seq, jobs)
+            finally:
+                self._compact_task = None
+
+        self._compact_task = asyncio.get_running_loop().create_task(compact())
+        self._compact_task.add_done_callback(_retrieved)
+
+    async def compaction_done(self) -> None:
+        """Wait for the compaction in progress, if any (its failure is not raised here: the
+        journal still holds every change, and the next sync reports a broken one)."""
+        if self._compact_task is not None:
+            await asyncio.wait([self._compact_task])
+
     def compact(self) -> None:
         """Fold every change into the lockfile now (blocking; `close()` does it)."""
         self._compact_to(self._seq, self.state.jobs)
 
     def _compact_to(self, seq: int, jobs: dict[str, LockEntry]) -> None:
-        """Write the snapshot `jobs` (every change up to `seq`) and drop the journal it covers."""
+        """Write the snapshot `jobs` (every change up to `seq`) and drop the part of the
+        journal it covers."""
         data = render_lockfile(LockState(self.state.manifest, jobs))
-        with self._io_lock:
-            if not self._open or self._written > seq:
-                return  # closed, or newer changes reached the journal since the snapshot
+        with self._snapshot_lock:  # one snapshot at a time, never an older over a newer
+            if not self._open or seq <= self._snapshot_seq:
+                return
             if self._backend.write_snapshot(data):
                 self.bytes_written += len(data)
+            self._snapshot_seq = seq
             self._lock_size = len(data)
-            while self._pending and self._pending[0][0] <= seq:
-                self._pending.popleft()
-            # Durable now, in the lockfile; if emptying the journal fails, replaying the old
-            # journal over the new lockfile changes nothing.
-            self._written = self._durable = max(self._durable, seq)
-            self._backend.clear_journal()
-            self._journal_size = 0
-            self.compactions += 1
+            with self._io_lock:
+                while self._pending and self._pending[0][0] <= seq:
+                    self._pending.popleft()
+                # Durable now, in the lockfile. The journal keeps the batches with changes
+                # after `seq` (a batch across it whole: replaying a record twice changes
+                # nothing); if trimming fails, replaying all of it over the new lockfile
+                # changes nothing either.
+                self._written = max(self._written, seq)
+                self._durable = max(self._durable, seq)
+                after = [(last, end) for last, end in self._batches if last > seq]
+                covered = max((end for last, end in self._batches if last <= seq), default=0) \
+                    if after else self._journal_size
+                self._backend.trim_journal(covered)
+                self._journal_size -= covered
+                self._batches = collections.deque((last, end - covered) for last, end in after)
+                self.compactions += 1
 
     def close(self) -> None:
         """Sync, compact and release the run lock; safe to call twice."""
@@ -318,6 +384,13 @@ class StateStore:
             with self._io_lock:
                 self._backend.close()
                 self._open = False
+
+
+def _retrieved(task: asyncio.Task[None]) -> None:
+    # A compaction that failed is tried again later, and close() compacts anyway: the
+    # journal still holds every change, so nothing depends on this one.
+    if not task.cancelled():
+        task.exception()
 
 
 def _with_take(takes: tuple[Take, ...], new: Take, moved: Mapping[int, str]) -> tuple[Take, ...]:
