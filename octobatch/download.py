@@ -35,11 +35,13 @@ import aiohttp
 
 from octobatch import fsutil
 from octobatch.errors import OctobatchError
+from octobatch.outlast import outlast_cancellation
 from octobatch.partfile import OutputFolder, PartFile, Partial, note_name
 from octobatch.transport import (
     ApiError,
     Downloaded,
     ErrorMapper,
+    Finish,
     TruncatedDownload,
     UrlExpired,
     as_url,
@@ -109,7 +111,8 @@ class Downloader:
         self._opening: dict[Path, asyncio.Future[OutputFolder]] = {}
 
     async def fetch(self, http: aiohttp.ClientSession, url: str, dest: Path,
-                    errors: ErrorMapper, headers: Mapping[str, str]) -> Downloaded:
+                    errors: ErrorMapper, headers: Mapping[str, str],
+                    then: Finish | None = None) -> Downloaded:
         folder = self._folders.get(dest.parent) or await self._open_folder(dest)
         kept = self._partials.get(dest)
         if kept is None and folder.may_have_note(dest.name):
@@ -137,8 +140,11 @@ class Downloader:
                 if resp.status in (400, 401, 403, 404, 410):
                     raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
                 if resp.status == 416 and kept.size:
-                    return await self._forget_note(folder, dest,
-                                                   self._unsatisfiable(resp, dest, kept))
+                    got = dataclasses.replace(self._unsatisfiable(resp, dest, kept),
+                                              folder=folder)
+                    await self._in_files(dest, self._seal, folder, dest.name, got, then,
+                                         outlast=True)
+                    return got
                 if resp.status not in (200, 206):
                     body = await resp.content.read(_ERROR_BODY)
                     raise errors(resp.status, self._scrub(body.decode("utf-8", "replace")),
@@ -152,7 +158,12 @@ class Downloader:
                 target.total = _total_size(resp, target.size)
                 if target.total is not None and target.total > self.limits.max_bytes:
                     raise _too_large(target.total, self.limits.max_bytes)
-                await self._stream(resp, dest, PartFile(folder, dest.name, target))
+                def seal() -> None:  # in the file threads, right after the last write
+                    if _whole(target):
+                        got = _downloaded(target, self._wire.get(dest, 0), folder)
+                        self._seal(folder, dest.name, got, then)
+
+                await self._stream(resp, dest, PartFile(folder, dest.name, target), seal)
         except PermanentDownloadError:
             self.forget(dest)
             discard(dest)
@@ -171,7 +182,7 @@ class Downloader:
             if self._partials.get(dest, kept).size > kept.call_start:
                 raise self._cut(dest, str(transport_error(exc, url))) from None
             raise transport_error(exc, url) from None
-        return await self._forget_note(folder, dest, self._finished(dest, target))
+        return dataclasses.replace(self._finished(dest, target), folder=folder)
 
     def _resumable(self, folder: OutputFolder, dest: Path, kept: Partial | None) -> Partial:
         """`kept` if the file on disk is still exactly those bytes, else a fresh start."""
@@ -197,7 +208,9 @@ class Downloader:
         raise TruncatedDownload("the server answered a resumed download with another part or "
                                 "version of the file; starting over")
 
-    async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, part: PartFile) -> None:
+    async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, part: PartFile,
+                      seal: Callable[[], None]) -> None:
+        """Stream the body into `part`; `seal` runs in the last write of a complete body."""
         target = part.kept
         content_type = resp.headers.get("Content-Type", "")
         chunks: list[bytes] = []  # what arrived since the last write, as it arrived: no copy
@@ -206,10 +219,11 @@ class Downloader:
         closed = False
         writing: asyncio.Future[None] | None = None  # the piece on its way to the disk
 
-        async def flush(**then: bool) -> None:
+        async def flush(last: bool = False, **then: bool) -> None:
             # Writes, hashes (and fsyncs, notes, closes: `then`) in one call into the file
             # threads: the event loop neither copies, hashes nor waits on the disk. A piece
-            # is written while the next one arrives; one at a time, in order.
+            # is written while the next one arrives; one at a time, in order. The `last`
+            # write of a complete body also seals the file, and is never abandoned midway.
             nonlocal chunks, buffered, started, closed, writing
             data, chunks, buffered = chunks, [], 0
             if not started:
@@ -222,6 +236,10 @@ class Downloader:
             if writing is not None:
                 before, writing = writing, None
                 await before  # the piece before: its error surfaces here
+            if last:
+                await self._in_files(dest, _last_write, part, data, seal, outlast=True)
+                closed = True
+                return
             put = self._in_files(dest, functools.partial(part.put, data, **then))
             if not then:
                 writing = asyncio.ensure_future(put)
@@ -244,7 +262,7 @@ class Downloader:
                 complete = True
             finally:
                 if complete:
-                    await flush(sync=True, close=True)
+                    await flush(last=True)
                 # What arrived before a cut is good data: keep it for the resume (a fresh
                 # file needs its first 8 bytes to show it is an MP4), durable and noted.
                 elif started or target.size or buffered >= 8:
@@ -275,15 +293,15 @@ class Downloader:
             raise TruncatedDownload("download was empty")
         self._partials.pop(dest, None)
         self._began.pop(dest, None)
-        return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(),
-                          received=self._wire.pop(dest, 0))
+        return _downloaded(target, self._wire.pop(dest, 0))
 
-    async def _forget_note(self, folder: OutputFolder, dest: Path,
-                           got: Downloaded) -> Downloaded:
-        # The whole file is here: its resume note, if it has one, is of no use.
-        if folder.may_have_note(dest.name):
-            await self._in_files(dest, folder.remove_note, dest.name)
-        return dataclasses.replace(got, folder=folder)
+    @staticmethod
+    def _seal(folder: OutputFolder, name: str, got: Downloaded, then: Finish | None) -> None:
+        """In the file threads, the whole file on disk: its resume note, if it has one, is of
+        no use any more; then the caller's `then`."""
+        folder.remove_note(name)
+        if then is not None:
+            then(got)
 
     async def _open_folder(self, dest: Path) -> OutputFolder:
         """The folder of `dest`, opened in the file threads by the first download into it."""
@@ -303,13 +321,14 @@ class Downloader:
         return folder
 
     async def _in_files(self, dest: Path, function: Callable[..., T], *args: Any,
-                        named: bool = True) -> T:
-        """`function(*args)` in the file threads; an OSError becomes a LocalWriteError naming
-        the file and the fix: the file beside `dest` that the error names (`named`: the
-        resume note, say), else `dest`."""
+                        named: bool = True, outlast: bool = False) -> T:
+        """`function(*args)` in the file threads (waited for to its end even when cancelled,
+        if `outlast`); an OSError becomes a LocalWriteError naming the file and the fix: the
+        file beside `dest` that the error names (`named`: the resume note, say), else
+        `dest`."""
+        future = asyncio.get_running_loop().run_in_executor(self._files, function, *args)
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._files, function,
-                                                                    *args)
+            return await (outlast_cancellation(future) if outlast else future)
         except OSError as exc:
             path = dest
             if named and isinstance(exc.filename, str):
@@ -353,6 +372,22 @@ def _check_head(head: bytes, content_type: str, scrub: Callable[[str], str]) -> 
     kind = f" ({scrub(content_type)[:60]})" if content_type else ""
     raise NotAVideo(f"the result URL served something that is not an MP4{kind}, starting "
                     f"{shown!r}")
+
+
+def _last_write(part: PartFile, data: list[bytes], seal: Callable[[], None]) -> None:
+    part.put(data, sync=True, close=True)
+    seal()
+
+
+def _whole(target: Partial) -> bool:
+    """Whether `target` holds the whole object (else `_finished` says what is missing)."""
+    return target.size > 0 and (target.total is None or target.size == target.total)
+
+
+def _downloaded(target: Partial, received: int,
+                folder: fsutil.Folder | None = None) -> Downloaded:
+    return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(), received=received,
+                      folder=folder)
 
 
 def _retrieved(future: asyncio.Future[None]) -> None:

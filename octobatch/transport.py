@@ -131,6 +131,11 @@ class Downloaded:
 # (HTTP status, body text with the key scrubbed, Retry-After header) -> the typed error.
 ErrorMapper = Callable[[int, str, "str | None"], ApiError]
 
+# What the caller does with a whole downloaded file, in the file threads, as part of the last
+# write (the file synced and closed by then): its move into place costs no trip back to the
+# event loop and out again. Once it has begun, the download waits for it even when cancelled.
+Finish = Callable[[Downloaded], None]
+
 
 class Transport:
     """One pooled session for every request of a run. Use as an async context manager."""
@@ -256,10 +261,13 @@ class Transport:
                                   "it is not a JSON answer", status=resp.status)
         return bytes(body)
 
-    async def download(self, url: str, dest: Path, errors: ErrorMapper) -> Downloaded:
-        """Stream `url` into `dest`, resuming what an earlier call for `dest` left there; see
-        `octobatch.download`. The key is sent only to the API's own host."""
-        return await self.downloads.fetch(self.session, url, dest, errors, self.auth_for(url))
+    async def download(self, url: str, dest: Path, errors: ErrorMapper,
+                       then: Finish | None = None) -> Downloaded:
+        """Stream `url` into `dest`, resuming what an earlier call for `dest` left there, and
+        run `then` in the file threads once the whole file is there; see `octobatch.download`.
+        The key is sent only to the API's own host."""
+        return await self.downloads.fetch(self.session, url, dest, errors, self.auth_for(url),
+                                          then)
 
 
 def http_error(status: int, code: str | None, message: str, retry_after: float | None, *,

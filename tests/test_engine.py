@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +17,12 @@ from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Completed, Event, Progressed, Submitted
 from octobatch.providers import Providers
+from octobatch.providers.base import DEFAULT_PROVIDER
+from octobatch.providers.octopusx import OctopusX
 from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import LockEntry, StateStore, Status, load_state
 from octobatch.state.files import LocalFiles
-from octobatch.transport import Transport
+from octobatch.transport import Downloaded, Finish, Transport
 
 
 def assert_files_match(sim: Simulator, manifest_path: Path) -> None:
@@ -248,3 +251,50 @@ async def test_a_fresh_task_is_polled_and_announced_only_once_its_id_is_on_disk(
     for task_id in sim.tasks:
         mine = [entry for entry in order if entry.endswith(task_id)]
         assert mine[0] == f"durable {task_id}" and mine[1] == f"Submitted {task_id}", order
+
+
+class _HeldPlacing(OctopusX):
+    """The real provider, whose move of a finished video into place (run in the file
+    threads with the last write) waits until the test lets it go."""
+
+    def __init__(self, transport: Transport, placing: threading.Event,
+                 go: threading.Event) -> None:
+        super().__init__(transport)
+        self.placing, self.go = placing, go
+
+    async def download(self, url: str, dest: Path, then: Finish | None = None) -> Downloaded:
+        assert then is not None  # the engine always hands over the move into place
+
+        def held(got: Downloaded) -> None:
+            self.placing.set()
+            assert self.go.wait(30), "the test never let the move go"
+            then(got)
+
+        return await super().download(url, dest, held)
+
+
+async def test_a_run_cancelled_while_a_video_moves_into_place_journals_it(
+        make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator(latency=0.0)
+    path = write_manifest(tmp_path, prompts_jobs(1))
+    manifest = load_manifest(path)
+    store = StateStore.open(manifest.path)
+    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    placing, go = threading.Event(), threading.Event()
+    registry = {DEFAULT_PROVIDER: lambda transport: _HeldPlacing(transport, placing, go)}
+    async with Transport(sim.base_url, DEMO_KEY) as transport:
+        engine = Engine(store, Providers(transport, registry), EngineOptions(
+            output_dir=manifest.output_dir, poll_interval=POLL))
+        run = asyncio.create_task(engine.run(plan))
+        assert await asyncio.to_thread(placing.wait, 30)
+        run.cancel()  # Ctrl-C while the file thread is moving the video into place
+        await asyncio.sleep(0.05)
+        assert not run.done()  # the run waits for the move, however it ends
+        go.set()
+        await asyncio.gather(run, return_exceptions=True)
+    store.close()
+    # The video in place is recorded: the rerun neither downloads it again nor finds a file
+    # octobatch did not write in its way.
+    assert_files_match(sim, path)
+    again = await run_engine(sim, path)
+    assert again.result.ok and not again.named("downloaded") and len(submits(sim)) == 1

@@ -31,7 +31,14 @@ from octobatch.providers.octopusx import encode_id
 from octobatch.schemas import default_schema_dir
 from octobatch.simulator import DEMO_KEY, Simulator
 from octobatch.state import StateStore, Status, load_state
-from octobatch.transport import ApiError, Downloaded, TaskNotFound, Transport, http_error
+from octobatch.transport import (
+    ApiError,
+    Downloaded,
+    Finish,
+    TaskNotFound,
+    Transport,
+    http_error,
+)
 
 TOY_KEY = "toy-key-1"
 PHASES = {"WAITING": TaskState.QUEUED, "BAKING": TaskState.RUNNING,
@@ -60,8 +67,8 @@ class Toy:
         return self.read_video(await self.transport.request_json("GET", url, self.read_error),
                                fallback_id=task_id)
 
-    async def download(self, url: str, dest: Path) -> Downloaded:
-        return await self.transport.download(url, dest, self.read_error)
+    async def download(self, url: str, dest: Path, then: Finish | None = None) -> Downloaded:
+        return await self.transport.download(url, dest, self.read_error, then)
 
     def read_video(self, data: Mapping[str, Any], fallback_id: str | None) -> VideoStatus:
         word = text(data.get("phase"))

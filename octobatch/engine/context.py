@@ -9,12 +9,11 @@ for the task and downloading its video); `job.py` runs them in order.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import NoReturn, TypeVar
+from typing import NoReturn
 
 from octobatch import progress as ev
 from octobatch.engine.options import EngineOptions
@@ -25,7 +24,6 @@ from octobatch.retry import POLL_CEILING_FACTOR
 from octobatch.state import StateStore
 from octobatch.transport import ApiError, ConnectionFailed, RateLimited, ServerError
 
-T = TypeVar("T")
 Sleep = Callable[[float], Awaitable[None]]
 Clock = Callable[[], float]
 
@@ -141,25 +139,3 @@ def retry_after_of(exc: ApiError) -> float | None:
 
 def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-async def outlast_cancellation(task: asyncio.Future[T]) -> T:
-    """The result of `task`, which is left to finish even if the caller is cancelled meanwhile.
-
-    A submission's answer may be a paid task id: abandoning it on Ctrl-C would make the next
-    run pay again, so the POST and its journal record complete first (the transport's
-    timeouts bound the wait) and the cancellation is re-raised after. Likewise a video moved
-    into place is journaled before the cancellation goes on. A second Ctrl-C still exits at
-    once.
-    """
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError:
-            cancelled = True
-    if cancelled:
-        if not task.cancelled():
-            task.exception()  # retrieved: whatever it was, the rerun deals with the job
-        raise asyncio.CancelledError
-    return task.result()

@@ -20,7 +20,8 @@ from octobatch.download import (
     local_error,
     place,
 )
-from octobatch.engine.context import JobBase, now_iso, outlast_cancellation
+from octobatch.engine.context import JobBase, now_iso
+from octobatch.outlast import outlast_cancellation
 from octobatch.owned import Recorded, in_the_way
 from octobatch.providers.base import TaskState, VideoStatus
 from octobatch.retry import PollPacer
@@ -149,9 +150,22 @@ class Retrieval(JobBase):
         try:
             while True:
                 attempt += 1
+                # Moving the file into place is part of the download's last write, in the
+                # file threads (directory operations can wait on the disk, which the event
+                # loop must not); the download waits for it even when cancelled, and a video
+                # in place is journaled before anything else happens.
+                placing = _Placing(self.store.state.jobs[self.job_id], partial, final,
+                                   self.store.lock_dir)
                 try:
-                    got = await self.provider.download(url, partial)
+                    got = await self.provider.download(url, partial, placing)
+                    if placing.got is None:  # a provider that does not take `then`
+                        await outlast_cancellation(asyncio.get_running_loop().run_in_executor(
+                            None, placing, got))
                     break
+                except asyncio.CancelledError:
+                    if placing.got is not None and placing.blocker is None:
+                        self._record(task_id, url, final, placing.got, placing.moved)
+                    raise
                 except UrlExpired:
                     refused += 1
                     if refused >= self.policy.download_attempts:
@@ -182,28 +196,17 @@ class Retrieval(JobBase):
                         self._unfinished(task_id, f"download failed until --timeout: {exc}; "
                                          "rerun to download it (the task is not resubmitted)")
                     await self._retry_wait("download", attempt, exc, task_id)
-            # Moving the file into place and journaling it are one step that a cancellation
-            # cannot split: a video in place is recorded. In a thread: directory operations
-            # can wait on the disk, which the event loop must not.
-            await outlast_cancellation(asyncio.ensure_future(
-                self._put_in_place(task_id, url, got, partial, final)))
+            if placing.blocker is not None:
+                self._unfinished(task_id, f"{placing.blocker} (the task is kept)")
+            self._record(task_id, url, final, got, placing.moved)
         except BaseException:
             keep_for_resume(partial)  # the next run continues from these bytes when it can
             raise
 
-    async def _put_in_place(self, task_id: str, url: str, got: Downloaded, partial: Path,
-                            final: Path) -> None:
-        entry, lock_dir = self.store.state.jobs[self.job_id], self.store.lock_dir
-        try:
-            moved, blocker = await asyncio.to_thread(_keep_and_place, entry, partial, final,
-                                                     lock_dir, got)
-        except OSError as exc:  # keeping an earlier take's file failed
-            self._unfinished(task_id, str(local_error(exc, final)))
-        except LocalWriteError as exc:
-            self._unfinished(task_id, str(exc))
-        if blocker is not None:
-            self._unfinished(task_id, f"{blocker} (the task is kept)")
-        output = os.path.relpath(final, lock_dir)
+    def _record(self, task_id: str, url: str, final: Path, got: Downloaded,
+                moved: dict[int, str]) -> None:
+        """Journal the video now at `final` (no await: nothing can cut it short)."""
+        output = os.path.relpath(final, self.store.lock_dir)
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,
                              bytes=got.bytes, completed_at=now_iso(), moved=moved)
         # Not awaited: losing this record in a crash costs a second download, never money,
@@ -211,6 +214,26 @@ class Retrieval(JobBase):
         self.ctx.emit(ev.Downloaded(job_id=self.job_id, task_id=task_id,
                                     path=os.path.abspath(final), bytes=got.bytes,
                                     sha256=got.sha256))
+
+
+class _Placing:
+    """The move of a whole download into place, run in the file threads (`transport.Finish`):
+    an earlier take at `final` moves aside, then the new file goes there unless something
+    else is in the way (`blocker` says what)."""
+
+    def __init__(self, entry: LockEntry, partial: Path, final: Path, lock_dir: Path) -> None:
+        self.entry, self.partial, self.final, self.lock_dir = entry, partial, final, lock_dir
+        self.got: Downloaded | None = None  # set once it ran
+        self.moved: dict[int, str] = {}
+        self.blocker: str | None = None
+
+    def __call__(self, got: Downloaded) -> None:
+        try:
+            self.moved, self.blocker = _keep_and_place(self.entry, self.partial, self.final,
+                                                       self.lock_dir, got)
+        except OSError as exc:  # keeping an earlier take's file failed
+            raise local_error(exc, self.final) from None
+        self.got = got
 
 
 def _keep_and_place(entry: LockEntry, partial: Path, final: Path, lock_dir: Path,

@@ -21,7 +21,6 @@ from octobatch.engine.context import (
     Done,
     JobBase,
     now_iso,
-    outlast_cancellation,
     retry_after_of,
 )
 from octobatch.engine.decisions import Then, submit_verdict
@@ -30,6 +29,7 @@ from octobatch.errors import OctobatchError
 from octobatch.inputs import InputFileError
 from octobatch.jobs import ApiRequest
 from octobatch.models import build_request
+from octobatch.outlast import outlast_cancellation
 from octobatch.plan import Action
 from octobatch.providers.base import TaskState, VideoStatus
 from octobatch.state import Status

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from octobatch.errors import OctobatchError
 from octobatch.jobs import ApiRequest
-from octobatch.transport import ApiError, Downloaded, Transport
+from octobatch.transport import ApiError, Downloaded, Finish, Transport
 
 DEFAULT_PROVIDER = "octopusx"
 
@@ -59,7 +59,10 @@ class Provider(Protocol):
         """Where the result is when the task's answer names no URL."""
         ...
 
-    async def download(self, url: str, dest: Path) -> Downloaded:
+    async def download(self, url: str, dest: Path, then: Finish | None = None) -> Downloaded:
+        """Fetch the result into `dest` (resuming what an earlier call left there); `then`,
+        when given, runs in the file threads once the whole file is there (see
+        `transport.Finish`), before this returns."""
         ...
 
     def read_video(self, data: Mapping[str, Any], fallback_id: str | None) -> VideoStatus:

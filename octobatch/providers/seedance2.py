@@ -27,6 +27,7 @@ from octobatch.transport import (
     MAX_MESSAGE,
     ApiError,
     Downloaded,
+    Finish,
     ServerError,
     Transport,
     http_error,
@@ -68,8 +69,9 @@ class Seedance2:
         data = await self.transport.request_json("GET", self._task_url(task_id), self.read_error)
         return self.read_video(data, fallback_id=task_id)
 
-    async def download(self, url: str, dest: Path) -> Downloaded:
-        return await self.transport.download(url, dest, self.read_error)
+    async def download(self, url: str, dest: Path,
+                       then: Finish | None = None) -> Downloaded:
+        return await self.transport.download(url, dest, self.read_error, then)
 
     def read_error(self, status: int, body: str, retry_after: str | None) -> ApiError:
         code, message = parse_error_body(body)

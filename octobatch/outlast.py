@@ -1,0 +1,32 @@
+"""Work a cancellation must not cut short: it finishes, then the cancellation goes on."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+async def outlast_cancellation(task: asyncio.Future[T]) -> T:
+    """The result of `task` (a task or any future), which is left to finish even if the
+    caller is cancelled meanwhile.
+
+    A submission's answer may be a paid task id: abandoning it on Ctrl-C would make the next
+    run pay again, so the POST and its journal record complete first (the transport's
+    timeouts bound the wait) and the cancellation is re-raised after. Likewise a video moved
+    into place is journaled before the cancellation goes on, and the last write of a video,
+which also moves it into place, is not abandoned halfway. A second Ctrl-C still exits at
+    once.
+    """
+    cancelled = False
+    while not task.done():
+        try:
+            await asyncio.wait([task])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        if not task.cancelled():
+            task.exception()  # retrieved: whatever it was, the rerun deals with the job
+        raise asyncio.CancelledError
+    return task.result()
