@@ -522,8 +522,14 @@ def check_output_dir(directory: Path, *, root: Path | None = None) -> None:
 
 def name_fits(directory: Path, job_id: str) -> bool:
     """Whether `.<id>.mp4.part`, the longest name a job writes, fits this file system."""
+    return len(f".{job_id}.mp4.part".encode()) <= _name_max(directory)
+
+
+@functools.lru_cache(maxsize=64)
+def _name_max(directory: Path) -> int:
+    # Asked once per folder, not once per job: a folder's file system does not change
+    # during a run, and each call would be a system call on the event loop.
     try:
-        limit = os.pathconf(directory, "PC_NAME_MAX")
+        return os.pathconf(directory, "PC_NAME_MAX")
     except (OSError, ValueError):
-        limit = 255
-    return len(f".{job_id}.mp4.part".encode()) <= limit
+        return 255

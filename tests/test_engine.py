@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, write_manifest
 
 from octobatch.engine import Engine, EngineOptions
+from octobatch.engine.submission import new_idempotency_key
 from octobatch.manifest import load_manifest
 from octobatch.plan import make_plan, observe_outputs
 from octobatch.progress import Completed, Event, Progressed, Submitted
@@ -298,3 +301,26 @@ async def test_a_run_cancelled_while_a_video_moves_into_place_journals_it(
     assert_files_match(sim, path)
     again = await run_engine(sim, path)
     assert again.result.ok and not again.named("downloaded") and len(submits(sim)) == 1
+
+
+FORKED_KEYS = """
+import os
+from octobatch.engine.submission import new_idempotency_key
+read, write = os.pipe()
+if os.fork() == 0:  # the child: its next key goes to the parent
+    os.write(write, new_idempotency_key().encode())
+    os._exit(0)
+os.close(write)
+os.wait()
+print(os.read(read, 64).decode(), new_idempotency_key())
+"""
+
+
+def test_idempotency_keys_are_unique_and_a_forked_child_draws_its_own() -> None:
+    keys = {new_idempotency_key() for _ in range(10_000)}
+    assert len(keys) == 10_000
+    assert all(len(key) == 32 and int(key, 16) >= 0 for key in keys)
+    # In a process of its own: forking this one, with its threads, is not safe.
+    out = subprocess.run([sys.executable, "-c", FORKED_KEYS], capture_output=True, text=True,
+                         check=True, timeout=60).stdout.split()
+    assert len(out) == 2 and out[0] != out[1]  # the child did not repeat the parent's key

@@ -435,3 +435,17 @@ def test_any_sequence_of_changes_replays_to_the_same_state(tmp_path: Path, ops: 
     # Replaying a journal the lockfile already holds (a crash right after compaction).
     journal(manifest).write_bytes(leftover)
     assert load_state(manifest) == expected
+
+
+async def test_sync_soon_starts_the_write_without_waiting_for_it(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", entry(1))
+    store.sync_soon()  # what a submission does before its POST's task starts
+    for _ in range(1000):
+        if "cat" in load_state(manifest).jobs:
+            break
+        await asyncio.sleep(0.005)
+    assert load_state(manifest).jobs["cat"] == entry(1) and store.fsyncs == 1
+    await store.sync()  # already durable: no second write
+    assert store.fsyncs == 1
+    store.close()

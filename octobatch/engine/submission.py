@@ -13,7 +13,8 @@ left `submitting`.
 from __future__ import annotations
 
 import asyncio
-import uuid
+import os
+import random
 from typing import NoReturn
 
 from octobatch import progress as ev
@@ -46,6 +47,17 @@ _WAITED_FOR = {
 
 _CAPPED = "the cost cap is reached"
 
+# Idempotency keys: 128 random bits each, drawn without a system call per key (one would hand
+# the GIL to a file thread in the middle of the event loop's turn). Seeded from os.urandom; a
+# forked child reseeds, so it never repeats its parent's keys.
+_keys = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_keys.seed)
+
+
+def new_idempotency_key() -> str:
+    return f"{_keys.getrandbits(128):032x}"
+
 
 class Submission(JobBase):
     """Submits the job once, as the plan says (fresh, or resubmitted with its key)."""
@@ -68,7 +80,7 @@ class Submission(JobBase):
         else:
             if self.step.action not in _FRESH_SUBMIT and self.step.action is not Action.UNCERTAIN:
                 raise Done
-            key, sent = uuid.uuid4().hex, 0
+            key, sent = new_idempotency_key(), 0
             self.store.pending(job_id, spec_hash=job.spec_hash, model=job.model,
                                spec=job.canonical, idempotency_key=key)
         try:  # reads the job's local files, off the loop, before it is journaled submitting
@@ -82,9 +94,12 @@ class Submission(JobBase):
         refusals = 0  # answers that certainly created nothing, in a row
         while True:
             await self._admit(sent)
+            cost = self._within_budget(sent)  # checked and counted with no await in between
+            self.store.submitting(self.job_id, cost=cost)
+            self.store.sync_soon()  # on its way to the disk while the POST's task starts
             try:
                 video = await outlast_cancellation(
-                    asyncio.ensure_future(self._post(request, key, sent)))
+                    asyncio.ensure_future(self._post(request, key, sent, cost)))
             except asyncio.CancelledError:
                 self.gate.abandoned()
                 raise
@@ -173,11 +188,11 @@ class Submission(JobBase):
                                  delay=round(delay, 3), reason=str(exc)))
         await self._pause(delay)
 
-    async def _post(self, request: ApiRequest, key: str, sent: int) -> VideoStatus:
-        """Send one submission and journal what its answer means before anything else (a task
-        id's record is synced by `_journal`, the others here)."""
-        cost = self._within_budget(sent)  # checked and counted with no await in between
-        self.store.submitting(self.job_id, cost=cost)
+    async def _post(self, request: ApiRequest, key: str, sent: int,
+                    cost: float) -> VideoStatus:
+        """Send one submission, once `submitting` (which counted its `cost`) is durable, and
+        journal what its answer means before anything else (a task id's record is synced by
+        `_journal`, the others here)."""
         try:
             await self.store.sync()
         except asyncio.CancelledError:

@@ -248,13 +248,20 @@ class StateStore:
         target = self._seq
         loop = asyncio.get_running_loop()
         while self._durable < target:
-            self._wanted = max(self._wanted, target)
-            if self._flush_task is None:
-                self._flush_task = loop.create_task(self._flush_off_loop())
+            self.sync_soon()
             if self._flushed is None:
                 self._flushed = loop.create_future()
             # shield: a cancelled caller (Ctrl-C) must not abort a write others wait on.
             await asyncio.shield(self._flushed)
+
+    def sync_soon(self) -> None:
+        """Start making every change so far durable, without waiting: a `sync()` after it
+        waits for that write instead of starting one."""
+        if self._durable < self._seq:
+            self._wanted = max(self._wanted, self._seq)
+            if self._flush_task is None:
+                self._flush_task = asyncio.get_running_loop().create_task(
+                    self._flush_off_loop())
 
     async def _flush_off_loop(self) -> None:
         """One worker-thread call writes batch after batch while callers want more: a caller
