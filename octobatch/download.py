@@ -158,6 +158,7 @@ class Downloader:
                 target.total = _total_size(resp, target.size)
                 if target.total is not None and target.total > self.limits.max_bytes:
                     raise _too_large(target.total, self.limits.max_bytes)
+
                 def seal() -> None:  # in the file threads, right after the last write
                     if _whole(target):
                         got = _downloaded(target, self._wire.get(dest, 0), folder)
