@@ -100,12 +100,15 @@ async def test_review_by_keyboard_changes_the_lockfile(tmp_path: Path) -> None:
         await until(page, lambda: decision(manifest, order[1]) is None, "undecided by key")
         await press(page, "k")
         assert await current(page) == order[0]
-        # The page shows what was recorded: the badge and the counts.
-        badges = await page.evaluate(
-            f"document.getElementById('job-{order[0]}').querySelector('.d-approved').textContent")
+        # The page shows what was recorded: the badge and the counts. The lockfile is written
+        # before the server answers, so the page may get its answer a moment after the checks
+        # above saw the lockfile change: wait for it.
+        await until_page(page, f"document.getElementById('job-{order[0]}')"
+                         ".querySelector('.d-approved')?.textContent === 'approved'",
+                         "the approved badge")
         approved = await page.evaluate(
             "document.querySelector('[data-count=\"decision:approved\"] b').textContent")
-        assert (badges, approved) == ("approved", "1")
+        assert approved == "1"
 
 
 async def test_review_by_click_and_choosing_a_take(tmp_path: Path) -> None:
