@@ -278,9 +278,12 @@ class StateStore:
 
     def _flush_while_wanted(self, loop: asyncio.AbstractEventLoop) -> None:
         while True:
+            before = self._written
             self._flush()
-            if self._written >= self._wanted:
-                return  # the task's end wakes the callers: one hand-back to the loop, not two
+            if self._written >= self._wanted or self._written == before:
+                # The task's end wakes the callers (one hand-back to the loop, not two); a
+                # write that found nothing to write (a closed store) never spins here.
+                return
             loop.call_soon_threadsafe(self._wake)
 
     def _wake(self, error: Exception | None = None) -> None:
