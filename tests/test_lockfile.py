@@ -26,6 +26,7 @@ from octobatch.state import (
     run_lock_path_for,
     write_lockfile,
 )
+from octobatch.state.format import RenderCache
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT_FIELDS = {
@@ -91,6 +92,24 @@ def test_format_is_the_contract_shape(manifest: Path) -> None:
     # Human-readable non-ASCII, two-space indentation, sorted keys, one trailing newline.
     assert "猫咪" in text
     assert text == json.dumps(data, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+
+
+def test_a_render_cache_gives_the_same_bytes_and_renders_only_changed_entries() -> None:
+    cache: RenderCache = {}
+    jobs = {f"job{i}": full_entry(i) for i in range(6)}
+    first = render_lockfile(LockState("m.yaml", dict(jobs)), cache)
+    assert first == render_lockfile(LockState("m.yaml", dict(jobs)))
+    kept = {job_id: text for job_id, (_, text) in cache.items()}
+    # One entry changes, one goes, one comes: the bytes are as without a cache...
+    jobs["job1"] = dataclasses.replace(jobs["job1"], status=Status.FAILED,
+                                       error={"code": "x", "message": "y"})
+    del jobs["job2"]
+    jobs["job9"] = full_entry(9)
+    again = render_lockfile(LockState("m.yaml", dict(jobs)), cache)
+    assert again == render_lockfile(LockState("m.yaml", dict(jobs)))
+    # ... and the unchanged entries' text was reused, not rendered again.
+    assert all(cache[job_id][1] is kept[job_id] for job_id in ("job0", "job3", "job4", "job5"))
+    assert cache["job1"][1] is not kept["job1"] and set(cache) == set(jobs)
 
 
 def test_bytes_do_not_depend_on_insertion_order() -> None:

@@ -45,18 +45,35 @@ class FormatError(ValueError):
         self.headline = headline
 
 
-def render_lockfile(state: LockState) -> bytes:
+# job id -> (the entry, its rendered lines): kept between renders by the state store.
+RenderCache = dict[str, tuple[LockEntry, str]]
+
+
+def render_lockfile(state: LockState, cache: RenderCache | None = None) -> bytes:
     """The exact bytes of a lockfile: sorted keys, fixed indentation, trailing newline.
 
     The same bytes as `json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False)`, but
     encoded one entry at a time: the store renders in a worker thread, and one C-level
     encoding of 10,000 entries would hold the GIL, and so the event loop, for its whole length.
+    With a `cache` (one renderer at a time), an entry already rendered is not rendered again:
+    entries are immutable, so the same object means the same text, and a compaction during a
+    run costs the entries changed since the last one, not all of them.
     """
     parts = []
     for job_id in sorted(state.jobs):
+        entry = state.jobs[job_id]
+        cached = cache.get(job_id) if cache is not None else None
+        if cached is not None and cached[0] is entry:
+            parts.append(cached[1])
+            continue
         # Not copied: entries are immutable, and this only encodes them.
-        body = _dumps(state.jobs[job_id].to_json(copy=False)).replace("\n", "\n    ")
+        body = _dumps(entry.to_json(copy=False)).replace("\n", "\n    ")
         parts.append(f"    {_dumps(job_id)}: {body}")
+        if cache is not None:
+            cache[job_id] = (entry, parts[-1])
+    if cache is not None and len(cache) > len(state.jobs):
+        for job_id in [j for j in cache if j not in state.jobs]:
+            del cache[job_id]  # pruned jobs
     jobs = "{\n" + ",\n".join(parts) + "\n  }" if parts else "{}"
     text = (f'{{\n  "jobs": {jobs},\n  "manifest": {_dumps(state.manifest)},\n'
             f'  "version": {LOCK_VERSION}\n}}\n')

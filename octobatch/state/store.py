@@ -22,7 +22,12 @@ from octobatch.state import journal
 from octobatch.state.backend import Backend
 from octobatch.state.entry import Decision, LockEntry, LockState, Review, Status, Take
 from octobatch.state.files import LocalFiles, explain, lock_path_for
-from octobatch.state.format import FormatError, parse_lockfile, render_lockfile
+from octobatch.state.format import (
+    FormatError,
+    RenderCache,
+    parse_lockfile,
+    render_lockfile,
+)
 
 # Compaction happens once the journal is larger than the lockfile and this floor, so a run pays
 # for each whole-lockfile rewrite with at least as many bytes of O(1) appends (amortised O(1)).
@@ -85,6 +90,7 @@ class StateStore:
         self._snapshot_seq = -1  # last change the lockfile this store wrote holds
         self._io_lock = threading.Lock()  # the journal
         self._snapshot_lock = threading.Lock()  # the lockfile
+        self._rendered: RenderCache = {}  # each entry's lockfile text, used under that lock
         self._flush_task: asyncio.Task[None] | None = None
         self._flushed: asyncio.Future[None] | None = None  # resolved after each batch
         self._compact_task: asyncio.Task[None] | None = None
@@ -358,10 +364,10 @@ class StateStore:
     def _compact_to(self, seq: int, jobs: dict[str, LockEntry]) -> None:
         """Write the snapshot `jobs` (every change up to `seq`) and drop the part of the
         journal it covers."""
-        data = render_lockfile(LockState(self.state.manifest, jobs))
         with self._snapshot_lock:  # one snapshot at a time, never an older over a newer
             if not self._open or seq <= self._snapshot_seq:
                 return
+            data = render_lockfile(LockState(self.state.manifest, jobs), self._rendered)
             if self._backend.write_snapshot(data):
                 self.bytes_written += len(data)
             self._snapshot_seq = seq
