@@ -209,7 +209,10 @@ class StateStore:
     def put(self, job_id: str, entry: LockEntry) -> LockEntry:
         """Record `entry` whole, replacing what the job had (a fresh entry, an import)."""
         record = journal.put_record(job_id, entry)  # a copy: the store never aliases callers
-        stored = LockEntry.from_json(record["entry"])
+        # The record's copies of the two mutable fields; the rest of an entry is immutable
+        # already, so the entry need not be decoded again from the record.
+        copied = record["entry"]
+        stored = entry.changed(spec=copied["spec"], error=copied["error"])
         self._queue(record)
         self._set(job_id, stored)
         return stored
