@@ -35,7 +35,7 @@ import aiohttp
 
 from octobatch import fsutil
 from octobatch.errors import OctobatchError
-from octobatch.outlast import outlast_cancellation
+from octobatch.outlast import outlast_cancellation, retrieved
 from octobatch.partfile import OutputFolder, PartFile, Partial, note_name
 from octobatch.transport import (
     ApiError,
@@ -270,7 +270,8 @@ class Downloader:
                     await flush(note=True, close=True)
         finally:
             if writing is not None:  # left behind by a second cancellation: not awaited
-                writing.add_done_callback(_retrieved)
+                # The file is closed after it anyway: nothing else to do with its outcome.
+                writing.add_done_callback(retrieved)
             if started and not closed:  # the last write failed or was cancelled
                 asyncio.get_running_loop().run_in_executor(self._files, part.close)
 
@@ -389,11 +390,6 @@ def _downloaded(target: Partial, received: int,
                 folder: fsutil.Folder | None = None) -> Downloaded:
     return Downloaded(bytes=target.size, sha256=target.digest.hexdigest(), received=received,
                       folder=folder)
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # the file is closed after it anyway; nothing else to do with it
 
 
 def _head(chunks: list[bytes], size: int = 512) -> bytes:

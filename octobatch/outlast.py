@@ -1,4 +1,5 @@
-"""Work a cancellation must not cut short: it finishes, then the cancellation goes on."""
+"""Work a cancellation must not cut short: it finishes, then the cancellation goes on; and
+work left to finish on its own, whose outcome nobody awaits."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ async def outlast_cancellation(task: asyncio.Future[T]) -> T:
     run pay again, so the POST and its journal record complete first (the transport's
     timeouts bound the wait) and the cancellation is re-raised after. Likewise a video moved
     into place is journaled before the cancellation goes on, and the last write of a video,
-which also moves it into place, is not abandoned halfway. A second Ctrl-C still exits at
+    which also moves it into place, is not abandoned halfway. A second Ctrl-C still exits at
     once.
     """
     cancelled = False
@@ -30,3 +31,10 @@ which also moves it into place, is not abandoned halfway. A second Ctrl-C still 
             task.exception()  # retrieved: whatever it was, the rerun deals with the job
         raise asyncio.CancelledError
     return task.result()
+
+
+def retrieved(future: asyncio.Future[T]) -> None:
+    """A done-callback for a future left to finish on its own: its exception is taken, so
+    asyncio does not report it as never retrieved (the caller says why that is safe)."""
+    if not future.cancelled():
+        future.exception()

@@ -6,13 +6,13 @@ twice), `retrieval.py` (polling and the download); `context.py` holds what they 
 
 from __future__ import annotations
 
-import asyncio
 from typing import NoReturn
 
 from octobatch.download import name_fits
 from octobatch.engine.context import Done
 from octobatch.engine.retrieval import Retrieval
 from octobatch.engine.submission import Submission
+from octobatch.outlast import retrieved
 from octobatch.plan import Action
 from octobatch.providers.base import TaskState
 from octobatch.state import LockEntry, Status
@@ -51,7 +51,8 @@ class JobRun(Submission, Retrieval):
         finally:
             self.gate.task_finished()  # completed, failed or given up: the provider's slot is free
             if journaled is not None:  # not awaited when the job ended first: still runs
-                journaled.add_done_callback(_retrieved)
+                # A journal that cannot be written ends the run elsewhere too.
+                journaled.add_done_callback(retrieved)
         await self._download(video)
         raise Done
 
@@ -65,11 +66,6 @@ class JobRun(Submission, Retrieval):
             return None
         self.store.awaiting_task(self.job_id)
         return task_id
-
-
-def _retrieved(future: asyncio.Future[None]) -> None:
-    if not future.cancelled():
-        future.exception()  # a journal that cannot be written ends the run elsewhere too
 
 
 def _timed_out(entry: LockEntry) -> bool:

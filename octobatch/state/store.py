@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from octobatch.outlast import retrieved
 from octobatch.paths import followed
 from octobatch.state import journal
 from octobatch.state.backend import Backend
@@ -352,7 +353,9 @@ class StateStore:
                 self._compact_task = None
 
         self._compact_task = asyncio.get_running_loop().create_task(compact())
-        self._compact_task.add_done_callback(_retrieved)
+        # A compaction that failed is tried again later, and close() compacts anyway: the
+        # journal still holds every change, so nothing depends on this one.
+        self._compact_task.add_done_callback(retrieved)
 
     async def compaction_done(self) -> None:
         """Wait for the compaction in progress, if any (its failure is not raised here: the
@@ -403,13 +406,6 @@ class StateStore:
             with self._io_lock:
                 self._backend.close()
                 self._open = False
-
-
-def _retrieved(task: asyncio.Task[None]) -> None:
-    # A compaction that failed is tried again later, and close() compacts anyway: the
-    # journal still holds every change, so nothing depends on this one.
-    if not task.cancelled():
-        task.exception()
 
 
 def _with_take(takes: tuple[Take, ...], new: Take, moved: Mapping[int, str]) -> tuple[Take, ...]:
