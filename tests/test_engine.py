@@ -324,3 +324,27 @@ def test_idempotency_keys_are_unique_and_a_forked_child_draws_its_own() -> None:
     out = subprocess.run([sys.executable, "-c", FORKED_KEYS], capture_output=True, text=True,
                          check=True, timeout=60).stdout.split()
     assert len(out) == 2 and out[0] != out[1]  # the child did not repeat the parent's key
+
+
+class _IgnoresThen(OctopusX):
+    """A provider written before `then`: it downloads, and leaves the move to the engine."""
+
+    async def download(self, url: str, dest: Path, then: Finish | None = None) -> Downloaded:
+        return await super().download(url, dest)
+
+
+async def test_a_provider_that_ignores_then_still_gets_its_videos_placed_and_recorded(
+        make_simulator: Any, tmp_path: Path) -> None:
+    sim = await make_simulator(latency=0.0)
+    path = write_manifest(tmp_path, prompts_jobs(3))
+    manifest = load_manifest(path)
+    store = StateStore.open(manifest.path)
+    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    async with Transport(sim.base_url, DEMO_KEY) as transport:
+        result = await Engine(store, Providers(transport, {DEFAULT_PROVIDER: _IgnoresThen}),
+                              EngineOptions(output_dir=manifest.output_dir,
+                                            poll_interval=POLL)).run(plan)
+    store.close()
+    assert result.completed == 3
+    assert_files_match(sim, path)
+    assert not [p.name for p in manifest.output_dir.iterdir() if p.name.endswith(".part")]
