@@ -16,8 +16,8 @@ from engine_helpers import POLL, png_bytes, prompts_jobs, run_engine, submits, w
 
 from octobatch.engine import Engine, EngineOptions
 from octobatch.engine.submission import new_idempotency_key
-from octobatch.manifest import load_manifest
-from octobatch.plan import make_plan, observe_outputs
+from octobatch.manifest import Manifest, load_manifest
+from octobatch.plan import Plan, make_plan, observe_outputs
 from octobatch.progress import Completed, Event, Progressed, Submitted
 from octobatch.providers import Providers
 from octobatch.providers.base import DEFAULT_PROVIDER
@@ -36,6 +36,14 @@ def assert_files_match(sim: Simulator, manifest_path: Path) -> None:
         data = (manifest_path.parent / entry.output).read_bytes()
         assert data == sim.expected_video(entry.task_id), job_id
         assert entry.sha256 == hashlib.sha256(data).hexdigest() and entry.bytes == len(data)
+
+
+def opened_with_plan(path: Path) -> tuple[Manifest, StateStore, Plan]:
+    """The manifest at `path`, its state store (open: the caller closes it) and the plan."""
+    manifest = load_manifest(path)
+    store = StateStore.open(manifest.path)
+    return manifest, store, make_plan(manifest.jobs, store.state,
+                                      observe_outputs(store.lock_dir, store.state))
 
 
 async def test_every_model_and_mode(make_simulator: Any, tmp_path: Path) -> None:
@@ -280,9 +288,7 @@ async def test_a_run_cancelled_while_a_video_moves_into_place_journals_it(
         make_simulator: Any, tmp_path: Path) -> None:
     sim = await make_simulator(latency=0.0)
     path = write_manifest(tmp_path, prompts_jobs(1))
-    manifest = load_manifest(path)
-    store = StateStore.open(manifest.path)
-    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    manifest, store, plan = opened_with_plan(path)
     placing, go = threading.Event(), threading.Event()
     registry = {DEFAULT_PROVIDER: lambda transport: _HeldPlacing(transport, placing, go)}
     async with Transport(sim.base_url, DEMO_KEY) as transport:
@@ -337,9 +343,7 @@ async def test_a_provider_that_ignores_then_still_gets_its_videos_placed_and_rec
         make_simulator: Any, tmp_path: Path) -> None:
     sim = await make_simulator(latency=0.0)
     path = write_manifest(tmp_path, prompts_jobs(3))
-    manifest = load_manifest(path)
-    store = StateStore.open(manifest.path)
-    plan = make_plan(manifest.jobs, store.state, observe_outputs(store.lock_dir, store.state))
+    manifest, store, plan = opened_with_plan(path)
     async with Transport(sim.base_url, DEMO_KEY) as transport:
         result = await Engine(store, Providers(transport, {DEFAULT_PROVIDER: _IgnoresThen}),
                               EngineOptions(output_dir=manifest.output_dir,
