@@ -18,7 +18,6 @@ and the fix).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import dataclasses
 import errno
@@ -35,6 +34,7 @@ import aiohttp
 
 from octobatch import fsutil
 from octobatch.errors import OctobatchError
+from octobatch.filethreads import FileThreads
 from octobatch.outlast import outlast_cancellation, retrieved
 from octobatch.partfile import OutputFolder, PartFile, Partial, note_name
 from octobatch.transport import (
@@ -99,7 +99,7 @@ class DownloadLimits:
 class Downloader:
     """Fetches result URLs into files; keeps each cut file's state for the next call."""
 
-    def __init__(self, files: concurrent.futures.Executor, limits: DownloadLimits,
+    def __init__(self, files: FileThreads, limits: DownloadLimits,
                  scrub: Callable[[str], str]) -> None:
         self._files = files
         self.limits = limits
@@ -273,7 +273,7 @@ class Downloader:
                 # The file is closed after it anyway: nothing else to do with its outcome.
                 writing.add_done_callback(retrieved)
             if started and not closed:  # the last write failed or was cancelled
-                asyncio.get_running_loop().run_in_executor(self._files, part.close)
+                self._files.run(part.close).add_done_callback(retrieved)
 
     def _unsatisfiable(self, resp: aiohttp.ClientResponse, dest: Path,
                        kept: Partial) -> Downloaded:
@@ -328,7 +328,7 @@ class Downloader:
         if `outlast`); an OSError becomes a LocalWriteError naming the file and the fix: the
         file beside `dest` that the error names (`named`: the resume note, say), else
         `dest`."""
-        future = asyncio.get_running_loop().run_in_executor(self._files, function, *args)
+        future = self._files.run(function, *args)
         try:
             return await (outlast_cancellation(future) if outlast else future)
         except OSError as exc:

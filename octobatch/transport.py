@@ -13,7 +13,6 @@ live on CDNs).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import json
 import math
 from collections.abc import Callable, Mapping
@@ -26,6 +25,7 @@ import aiohttp
 from yarl import URL
 
 from octobatch.errors import OctobatchError
+from octobatch.filethreads import FileThreads
 from octobatch.fsutil import Folder
 from octobatch.retry import DEFAULT_CONCURRENCY
 from octobatch.scrub import Scrubber
@@ -162,8 +162,7 @@ class Transport:
         self._session: aiohttp.ClientSession | None = None
         # Video writes get their own threads: in the default pool they would queue ahead of
         # the journal's fsyncs, which every submission waits for.
-        self._files = concurrent.futures.ThreadPoolExecutor(FILE_THREADS,
-                                                            thread_name_prefix="octobatch-io")
+        self._files = FileThreads(FILE_THREADS, "octobatch-io")
         from octobatch.download import Downloader, DownloadLimits  # builds on this module
 
         self.downloads = Downloader(self._files, download_limits or DownloadLimits.from_env(),
@@ -187,7 +186,7 @@ class Transport:
         if self._session is not None:
             await self._session.close()
             self._session = None
-        self._files.shutdown(wait=False)
+        self._files.close()
         self.downloads.close()
 
     @property

@@ -9,7 +9,9 @@ for the task and downloading its video); `job.py` runs them in order.
 
 from __future__ import annotations
 
+import os
 import random
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -68,6 +70,15 @@ class RunContext:
     rng: random.Random
     reach: Reach
     stopped: set[str] = field(default_factory=set)  # reasons already announced
+    output_prefix: str = field(init=False)
+    output_abs: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        # Where videos go, as the lockfile records it (relative to the lockfile's folder) and
+        # as events show it: worked out once per run, not once per video.
+        relative = os.path.relpath(self.options.output_dir, self.store.lock_dir)
+        self.output_prefix = "" if relative == "." else os.path.join(relative, "")
+        self.output_abs = os.path.join(os.path.abspath(self.options.output_dir), "")
 
 
 class JobBase:
@@ -137,5 +148,13 @@ def retry_after_of(exc: ApiError) -> float | None:
     return exc.retry_after if isinstance(exc, (RateLimited, ServerError)) else None
 
 
+_stamp: tuple[int, str] = (-1, "")  # the last second formatted: many jobs share one
+
+
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    global _stamp
+    second = int(time.time())
+    if second != _stamp[0]:
+        text = datetime.fromtimestamp(second, timezone.utc).isoformat(timespec="seconds")
+        _stamp = (second, text.replace("+00:00", "Z"))
+    return _stamp[1]

@@ -8,7 +8,6 @@ refused) end the job, and a video moved into place is journaled before anything 
 from __future__ import annotations
 
 import asyncio
-import os
 from pathlib import Path
 
 from octobatch import progress as ev
@@ -206,13 +205,13 @@ class Retrieval(JobBase):
     def _record(self, task_id: str, url: str, final: Path, got: Downloaded,
                 moved: dict[int, str]) -> None:
         """Journal the video now at `final` (no await: nothing can cut it short)."""
-        output = os.path.relpath(final, self.store.lock_dir)
+        output = self.ctx.output_prefix + final.name  # final is in the output folder
         self.store.completed(self.job_id, video_url=url, output=output, sha256=got.sha256,
                              bytes=got.bytes, completed_at=now_iso(), moved=moved)
         # Not awaited: losing this record in a crash costs a second download, never money,
         # and the next sync (another job's, or the end of the run) makes it durable anyway.
         self.ctx.emit(ev.Downloaded(job_id=self.job_id, task_id=task_id,
-                                    path=os.path.abspath(final), bytes=got.bytes,
+                                    path=self.ctx.output_abs + final.name, bytes=got.bytes,
                                     sha256=got.sha256))
 
 

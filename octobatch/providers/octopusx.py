@@ -100,8 +100,12 @@ class OctopusX:
             error = _task_error(data.get("error"), word)
         elif state is TaskState.COMPLETED:
             found = _result_url(data)
-            video_url = (urljoin(self.transport.base_url + "/", found) if found
-                         else self.content_url(task_id))
+            if not found:
+                video_url = self.content_url(task_id)
+            elif found.startswith(("https://", "http://")):
+                video_url = found  # nothing to join it with: urljoin is slow on every poll
+            else:
+                video_url = urljoin(self.transport.base_url + "/", found)
         return VideoStatus(
             task_id=task_id,
             state=state,

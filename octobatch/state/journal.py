@@ -19,10 +19,12 @@ from typing import Any
 from octobatch.errors import StateError
 from octobatch.state.entry import LockEntry, LockState, decode_field, encode_field
 
+# Built once: json.dumps with options builds a new encoder for every call.
+_ENCODER = json.JSONEncoder(sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
 
 def encode(record: dict[str, Any]) -> bytes:
-    return (json.dumps(record, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-            + "\n").encode()
+    return (_ENCODER.encode(record) + "\n").encode()
 
 
 def put_record(job_id: str, entry: LockEntry) -> dict[str, Any]:
