@@ -4,6 +4,7 @@ work left to finish on its own, whose outcome nobody awaits."""
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,8 +23,12 @@ async def outlast_cancellation(task: asyncio.Future[T]) -> T:
     """
     cancelled = False
     while not task.done():
+        # A future of our own to wait on (asyncio.wait's sets and closures cost more, and
+        # this runs for every submission and every video).
+        waiter = asyncio.get_running_loop().create_future()
+        task.add_done_callback(functools.partial(_wake, waiter))
         try:
-            await asyncio.wait([task])
+            await waiter
         except asyncio.CancelledError:
             cancelled = True
     if cancelled:
@@ -31,6 +36,11 @@ async def outlast_cancellation(task: asyncio.Future[T]) -> T:
             task.exception()  # retrieved: whatever it was, the rerun deals with the job
         raise asyncio.CancelledError
     return task.result()
+
+
+def _wake(waiter: asyncio.Future[None], _: object) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def retrieved(future: asyncio.Future[T]) -> None:

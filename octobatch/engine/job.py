@@ -12,7 +12,6 @@ from octobatch.download import name_fits
 from octobatch.engine.context import Done
 from octobatch.engine.retrieval import Retrieval
 from octobatch.engine.submission import Submission
-from octobatch.outlast import retrieved
 from octobatch.plan import Action
 from octobatch.providers.base import TaskState
 from octobatch.state import LockEntry, Status
@@ -50,9 +49,6 @@ class JobRun(Submission, Retrieval):
             video = await self._await_result(task_id, fresh=fresh, journaled=journaled)
         finally:
             self.gate.task_finished()  # completed, failed or given up: the provider's slot is free
-            if journaled is not None:  # not awaited when the job ended first: still runs
-                # A journal that cannot be written ends the run elsewhere too.
-                journaled.add_done_callback(retrieved)
         await self._download(video)
         raise Done
 

@@ -13,6 +13,7 @@ left `submitting`.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import random
 from typing import NoReturn
@@ -125,13 +126,18 @@ class Submission(JobBase):
         possible_duplicate = self.store.state.jobs[job_id].possible_duplicate
         submitted = ev.Submitted(job_id=job_id, task_id=video.task_id, attempt=sent + 1,
                                  possible_duplicate=possible_duplicate)
-        return video.task_id, asyncio.ensure_future(self._journal(submitted))
+        # The task id's record is on its way to the disk (sync_soon above); the job polls,
+        # and says it was submitted, once it is there: nothing happens with a task id before
+        # it is in the journal on disk.
+        journaled = self.store.durable()
+        journaled.add_done_callback(functools.partial(self._announce, submitted))
+        return video.task_id, journaled
 
-    async def _journal(self, submitted: ev.Submitted) -> None:
-        """Make the task id durable, then say it was submitted: nothing happens with a task
-        id before it is in the journal on disk."""
-        await self.store.sync()
-        self.ctx.emit(submitted)
+    def _announce(self, submitted: ev.Submitted, journaled: asyncio.Future[None]) -> None:
+        if journaled.cancelled():  # the job was cancelled meanwhile; the write goes on
+            self.store.durable().add_done_callback(functools.partial(self._announce, submitted))
+        elif journaled.exception() is None:  # else the run ends on the journal's error
+            self.ctx.emit(submitted)
 
     async def _admit(self, sent: int) -> None:
         """Wait for the gate (a provider slot, a rate-limit pause, the breaker), saying why."""
@@ -141,7 +147,10 @@ class Submission(JobBase):
         self._waiting_for = reason
         remaining = None if self.deadline is None else self.deadline - self.ctx.clock()
         try:
-            await asyncio.wait_for(self.gate.admit(), remaining)
+            if remaining is None:
+                await self.gate.admit()
+            else:
+                await asyncio.wait_for(self.gate.admit(), remaining)
         except Stopped as stop:
             self._give_up_submit(sent, f"not submitted: {stop}")
         except asyncio.TimeoutError:

@@ -93,7 +93,9 @@ class StateStore:
         self._snapshot_lock = threading.Lock()  # the lockfile
         self._rendered: RenderCache = {}  # each entry's lockfile text, used under that lock
         self._flush_task: asyncio.Task[None] | None = None
-        self._flushed: asyncio.Future[None] | None = None  # resolved after each batch
+        # (last change it waits for, its future): each caller of sync() has its own, so a
+        # cancelled caller (Ctrl-C) cancels no one else's wait, and no shield is needed.
+        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._compact_task: asyncio.Task[None] | None = None
 
     @classmethod
@@ -255,14 +257,20 @@ class StateStore:
 
     async def sync(self) -> None:
         """Return once every change made so far is durable; concurrent callers share a flush."""
-        target = self._seq
-        loop = asyncio.get_running_loop()
-        while self._durable < target:
+        if self._durable < self._seq:
+            await self.durable()
+
+    def durable(self) -> asyncio.Future[None]:
+        """A future of the caller's own, done once every change made so far is durable (or
+        failed with the write's error); cancelling it stops neither the write nor others'
+        waits."""
+        future = asyncio.get_running_loop().create_future()
+        if self._durable >= self._seq:
+            future.set_result(None)
+        else:
+            self._waiters.append((self._seq, future))
             self.sync_soon()
-            if self._flushed is None:
-                self._flushed = loop.create_future()
-            # shield: a cancelled caller (Ctrl-C) must not abort a write others wait on.
-            await asyncio.shield(self._flushed)
+        return future
 
     def sync_soon(self) -> None:
         """Start making every change so far durable, without waiting: a `sync()` after it
@@ -297,13 +305,20 @@ class StateStore:
             loop.call_soon_threadsafe(self._wake)
 
     def _wake(self, error: Exception | None = None) -> None:
-        """Let the callers of sync() look again (on the loop)."""
-        flushed, self._flushed = self._flushed, None
-        if flushed is not None and not flushed.done():
-            if error is None:
-                flushed.set_result(None)
+        """Settle the waits the writes so far cover, or all of them with the write's `error`
+        (the next sync() tries again); on the loop."""
+        waiters, self._waiters = self._waiters, []
+        for target, future in waiters:
+            if future.done():  # its caller was cancelled
+                continue
+            if error is not None:
+                future.set_exception(error)
+            elif self._durable >= target:
+                future.set_result(None)
             else:
-                flushed.set_exception(error)
+                self._waiters.append((target, future))
+        if self._waiters:
+            self.sync_soon()  # changes made after the last batch began: the next one
         if error is None:
             self._maybe_compact()
 
