@@ -236,16 +236,16 @@ class Downloader:
                 started = True
             if writing is not None:
                 before, writing = writing, None
-                await before  # the piece before: its error surfaces here
+                await self._outcome(dest, before)  # the piece before: its error surfaces here
             if last:
                 await self._in_files(dest, _last_write, part, data, seal, outlast=True)
                 closed = True
                 return
-            put = self._in_files(dest, functools.partial(part.put, data, **then))
+            put = functools.partial(part.put, data, **then)
             if not then:
-                writing = asyncio.ensure_future(put)
+                writing = self._files.run(put)
                 return
-            await put
+            await self._in_files(dest, put)
             closed = then.get("close", False)
 
         complete = False
@@ -328,7 +328,12 @@ class Downloader:
         if `outlast`); an OSError becomes a LocalWriteError naming the file and the fix: the
         file beside `dest` that the error names (`named`: the resume note, say), else
         `dest`."""
-        future = self._files.run(function, *args)
+        return await self._outcome(dest, self._files.run(function, *args), named=named,
+                                   outlast=outlast)
+
+    async def _outcome(self, dest: Path, future: asyncio.Future[T], *, named: bool = True,
+                       outlast: bool = False) -> T:
+        """The result of file work `future`, as `_in_files` gives it."""
         try:
             return await (outlast_cancellation(future) if outlast else future)
         except OSError as exc:

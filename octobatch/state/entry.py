@@ -284,8 +284,13 @@ def decode_field(name: str, value: Any) -> Any:
     return value
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def encode_field(name: str, value: Any, *, copy: bool = True) -> Any:
     """The JSON value of entry field `name` (a copy for the nested ones, unless not `copy`)."""
+    if type(value) in _SCALARS:
+        return value  # most fields: no abstract type to walk
     if isinstance(value, Status):
         return value.value
     if isinstance(value, Review):
