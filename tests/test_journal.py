@@ -449,3 +449,32 @@ async def test_sync_soon_starts_the_write_without_waiting_for_it(manifest: Path)
     await store.sync()  # already durable: no second write
     assert store.fsyncs == 1
     store.close()
+
+
+async def test_a_cancelled_sync_stops_neither_the_write_nor_the_others_waiting(
+        manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", entry(1))
+    cancelled = asyncio.ensure_future(store.sync())
+    other = asyncio.ensure_future(store.sync())
+    announced = store.durable()  # what a submission hands its job: a future of its own
+    await asyncio.sleep(0)  # both syncs wait now
+    cancelled.cancel()
+    await asyncio.wait_for(other, 10)
+    assert announced.done() and announced.exception() is None
+    assert load_state(manifest).jobs["cat"] == entry(1)
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    store.close()
+
+
+async def test_changes_made_during_a_write_are_written_by_the_next_one(manifest: Path) -> None:
+    store = StateStore.open(manifest)
+    store.put("cat", entry(1))
+    first = store.durable()  # starts a write of "cat"
+    store.put("dog", entry(2))  # made while that write may be under way
+    second = store.durable()
+    await asyncio.wait_for(asyncio.gather(first, second), 10)
+    assert set(load_state(manifest).jobs) == {"cat", "dog"}
+    assert (await store.durable()) is None and store.durable().done()  # nothing left to write
+    store.close()
