@@ -183,7 +183,7 @@ class Downloader:
             if self._partials.get(dest, kept).size > kept.call_start:
                 raise self._cut(dest, str(transport_error(exc, url))) from None
             raise transport_error(exc, url) from None
-        return dataclasses.replace(self._finished(dest, target), folder=folder)
+        return self._finished(dest, target, folder)
 
     def _resumable(self, folder: OutputFolder, dest: Path, kept: Partial | None) -> Partial:
         """`kept` if the file on disk is still exactly those bytes, else a fresh start."""
@@ -287,7 +287,8 @@ class Downloader:
         raise TruncatedDownload("the server no longer has the bytes a resumed download asked "
                                 "for; starting over")
 
-    def _finished(self, dest: Path, target: Partial) -> Downloaded:
+    def _finished(self, dest: Path, target: Partial,
+                  folder: fsutil.Folder | None = None) -> Downloaded:
         if target.total is not None and target.size != target.total:
             raise self._cut(dest, f"download ended after {target.size} of {target.total} bytes")
         if target.size == 0:
@@ -295,7 +296,7 @@ class Downloader:
             raise TruncatedDownload("download was empty")
         self._partials.pop(dest, None)
         self._began.pop(dest, None)
-        return _downloaded(target, self._wire.pop(dest, 0))
+        return _downloaded(target, self._wire.pop(dest, 0), folder)
 
     @staticmethod
     def _seal(folder: OutputFolder, name: str, got: Downloaded, then: Finish | None) -> None:
