@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 
 import pytest
 
@@ -134,3 +135,19 @@ def test_breaker_stop_is_for_good() -> None:
     breaker.trip("the API key was rejected")
     breaker.success()
     assert breaker.stopped and breaker.wait(1e9) == float("inf")
+
+
+async def test_a_job_timeout_landing_with_the_gate_s_own_wait_leaves_the_gate_sound() -> None:
+    # A paused key: every admission waits on a timer; the job's --timeout (the outer wait)
+    # ends at the same moment. On Python 3.11 a Condition waited on with a nested wait_for
+    # came out of this with its lock released under its holder ("Lock is not acquired").
+    gate = SubmitGate(ceiling=4, policy=POLICY, clock=time.monotonic, rng=random.Random(1))
+    for _ in range(40):
+        gate.pause(0.002)
+        waits = [asyncio.wait_for(gate.admit(), 0.002) for _ in range(8)]
+        # Bounded: the old gate could also end up with its lock held by no one, forever.
+        outcomes = await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), 10)
+        for outcome in outcomes:
+            assert outcome is None or isinstance(outcome, asyncio.TimeoutError), outcome
+        gate.posting = 0
+    assert gate.waiting == 0

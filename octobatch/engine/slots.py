@@ -43,7 +43,10 @@ class SubmitGate:
         self._last_refusal = -math.inf
         self._paused_until = -math.inf
         self._throttles = 0  # consecutive key-wide pauses, for their backoff
-        self._changed = asyncio.Condition()
+        # Admissions waiting for a change, oldest first. No Condition and no nested
+        # wait_for: on Python 3.11 a cancellation during wait_for's own cancellation of
+        # Condition.wait() left the lock released under its holder.
+        self._waiters: dict[asyncio.Future[None], None] = {}
 
     # -- admission --
 
@@ -63,21 +66,29 @@ class SubmitGate:
         `not_created` or `abandoned` reports what became of it. Raises `Stopped`."""
         self.waiting += 1
         try:
-            async with self._changed:
-                while True:
-                    if self.breaker.stopped is not None:
-                        raise Stopped(self.breaker.stopped)
-                    delay = self._wait_for(self._clock())
-                    if delay == 0:
-                        self.posting += 1
-                        return
-                    try:
-                        await asyncio.wait_for(self._changed.wait(),
-                                               None if delay is None else max(delay, 0.001))
-                    except asyncio.TimeoutError:
-                        pass
+            while True:
+                if self.breaker.stopped is not None:
+                    raise Stopped(self.breaker.stopped)
+                delay = self._wait_for(self._clock())
+                if delay == 0:
+                    self.posting += 1  # no await since the check: no one else got in between
+                    return
+                await self._change(None if delay is None else max(delay, 0.001))
         finally:
             self.waiting -= 1
+
+    async def _change(self, timeout: float | None) -> None:
+        """Until something changes (a slot frees, a pause ends, ...) or `timeout` passes."""
+        loop = asyncio.get_running_loop()
+        waiter = loop.create_future()
+        self._waiters[waiter] = None
+        timer = None if timeout is None else loop.call_later(timeout, _settle, waiter)
+        try:
+            await waiter
+        finally:
+            self._waiters.pop(waiter, None)
+            if timer is not None:
+                timer.cancel()
 
     def _wait_for(self, now: float) -> float | None:
         breaker = self.breaker.wait(now)
@@ -166,11 +177,12 @@ class SubmitGate:
         self._notify()
 
     def _notify(self) -> None:
-        # Called from plain code: wake the waiters from a task of their own (none to wake: no
-        # task, which keeps the common path of a run without back-pressure cheap).
-        if self.waiting:
-            asyncio.get_running_loop().create_task(self._wake())
+        """Let every waiting admission look again, oldest first (plain code may call it)."""
+        waiters, self._waiters = self._waiters, {}
+        for waiter in waiters:
+            _settle(waiter)
 
-    async def _wake(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
+
+def _settle(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
