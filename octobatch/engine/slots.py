@@ -38,7 +38,6 @@ class SubmitGate:
         self.limit: int | None = None  # learned; None until the provider says so
         self.unfinished = 0  # our tasks the provider still counts against the key
         self.posting = 0  # submissions on the wire
-        self.waiting = 0  # jobs waiting to be admitted
         self.refusals = 0  # 429s for the limit, over the run
         self._last_refusal = -math.inf
         self._paused_until = -math.inf
@@ -64,18 +63,14 @@ class SubmitGate:
     async def admit(self) -> None:
         """Wait until one more submission may go. Afterwards exactly one of `created`,
         `not_created` or `abandoned` reports what became of it. Raises `Stopped`."""
-        self.waiting += 1
-        try:
-            while True:
-                if self.breaker.stopped is not None:
-                    raise Stopped(self.breaker.stopped)
-                delay = self._wait_for(self._clock())
-                if delay == 0:
-                    self.posting += 1  # no await since the check: no one else got in between
-                    return
-                await self._change(None if delay is None else max(delay, 0.001))
-        finally:
-            self.waiting -= 1
+        while True:
+            if self.breaker.stopped is not None:
+                raise Stopped(self.breaker.stopped)
+            delay = self._wait_for(self._clock())
+            if delay == 0:
+                self.posting += 1  # no await since the check: no one else got in between
+                return
+            await self._change(None if delay is None else max(delay, 0.001))
 
     async def _change(self, timeout: float | None) -> None:
         """Until something changes (a slot frees, a pause ends, ...) or `timeout` passes."""
