@@ -37,6 +37,7 @@ from octobatch.errors import OctobatchError
 from octobatch.filethreads import FileThreads
 from octobatch.outlast import outlast_cancellation, retrieved
 from octobatch.partfile import OutputFolder, PartFile, Partial, note_name
+from octobatch.stallwatch import StallWatch
 from octobatch.transport import (
     ApiError,
     Downloaded,
@@ -132,6 +133,7 @@ class Downloader:
             raise PermanentDownloadError(
                 f"the video did not arrive within {self.limits.deadline_seconds:g} s; rerun to "
                 "try again (the task is kept)")
+        # sock_read bounds the wait for the headers; the body's silence is a StallWatch's.
         timeout = aiohttp.ClientTimeout(total=left, sock_read=self.limits.stall_seconds)
         started = time.monotonic()
         try:
@@ -249,9 +251,11 @@ class Downloader:
             closed = then.get("close", False)
 
         complete = False
+        watch = StallWatch(resp, self.limits.stall_seconds)
         try:
             try:
                 async for chunk in resp.content.iter_chunked(_CHUNK):
+                    watch.arrived()
                     self._wire[dest] = self._wire.get(dest, 0) + len(chunk)
                     chunks.append(chunk)
                     buffered += len(chunk)
@@ -259,9 +263,13 @@ class Downloader:
                         raise _too_large(None, self.limits.max_bytes)
                     # At the end of the body the last write also syncs and closes (below).
                     if buffered >= _WRITE_SIZE and not resp.content.at_eof():
+                        watch.busy = True
                         await flush()
+                        watch.busy = False
+                        watch.arrived()
                 complete = True
             finally:
+                watch.close()
                 if complete:
                     await flush(last=True)
                 # What arrived before a cut is good data: keep it for the resume (a fresh

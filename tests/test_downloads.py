@@ -120,6 +120,16 @@ async def test_a_stalled_body_and_an_overlong_length_are_cut_and_resumed(
     assert kinds == [200, 206, 416], kinds
 
 
+async def test_a_slow_body_that_never_goes_silent_is_not_cut(make_simulator: Any,
+                                                             tmp_path: Path) -> None:
+    # A tenth of a second's worth at a time, for about 1 s: five times the stall limit in
+    # all, but never that long without a byte.
+    sim = await make_simulator(video_bytes=SIZE, faults=Faults(download_bytes_per_second=SIZE))
+    outcome = await run_engine(sim, write_manifest(tmp_path, prompts_jobs(1)), download=QUICK)
+    assert outcome.result.completed == 1
+    assert [r.status for r in sim.requests if r.kind == "download"] == [200]
+
+
 async def test_a_url_expiring_mid_download_is_refreshed_and_the_transfer_resumed(
         make_simulator: Any, tmp_path: Path) -> None:
     sim = await make_simulator(video_bytes=SIZE, faults=Faults(
