@@ -12,6 +12,7 @@ unread bytes pile up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import aiohttp
 
@@ -27,8 +28,10 @@ class StallWatch:
         connection = resp.connection
         if connection is not None and connection.protocol is not None:
             # The request's sock_read covered the wait for the headers; the body is ours.
-            # (A connection already let go holds no more body to wait for.)
-            connection.protocol.read_timeout = None
+            # (A connection already let go holds no more body to wait for; an aiohttp
+            # without this setter keeps its own timer too, which is only slower.)
+            with contextlib.suppress(AttributeError):
+                connection.protocol.read_timeout = None
         self._last = self._loop.time()
         self._timer = self._loop.call_at(self._last + seconds, self._check)
 

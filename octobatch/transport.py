@@ -40,7 +40,7 @@ MAX_ANSWER_BYTES = 1024 * 1024  # a JSON answer larger than this is not a video 
 # Each call's time in a file thread is mostly waiting: on the disk (an fsync under load takes
 # about 10 ms) and on the GIL after each write, hash and fsync. With 4 threads a busy run
 # queued each call for ~60 ms; with 8, ~9 ms (16 gained nothing more: the threads wait on
-# the GIL longer). Each job has at most one call in flight, so more than that never queue.
+# the GIL longer). A job has at most one call in flight: at --concurrency 8 none queues.
 FILE_THREADS = 8
 MAX_MESSAGE = 300  # characters of a provider's message kept in errors
 
