@@ -209,3 +209,59 @@ async def test_a_failed_trim_stops_the_run_and_loses_no_synced_change(tmp_path: 
         await store.sync()
     backend.close()
     assert load_state(manifest).jobs == synced  # the lockfile and journal on disk hold all
+
+
+class HeldAppends(MemoryBackend):
+    """A backend whose journal writes wait until the test lets them go."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing, self.go = threading.Event(), threading.Event()
+
+    def append(self, data: bytes) -> None:
+        self.writing.set()
+        assert self.go.wait(10), "the test never let the write go"
+        super().append(data)
+
+
+def test_a_loop_that_ends_during_a_journal_write_leaves_the_store_able_to_sync(
+        tmp_path: Path) -> None:
+    # The journal thread hands each write's outcome to the loop that asked for it; when that
+    # loop is gone by then, the next loop's syncs must still start a write of their own.
+    backend = HeldAppends()
+    store = StateStore.open(tmp_path / "spring.yaml", backend=backend)
+
+    async def ask_and_leave() -> None:
+        store.put("cat", entry(1))
+        store.sync_soon()
+        assert await asyncio.to_thread(backend.writing.wait, 10)
+
+    asyncio.run(ask_and_leave())  # the loop closes while the write is held
+    backend.go.set()
+
+    async def sync_again() -> None:
+        store.put("dog", entry(2))
+        await asyncio.wait_for(store.sync(), 10)
+
+    asyncio.run(sync_again())
+    assert b'"dog"' in backend.journal
+    store.close()
+
+
+async def test_the_journal_thread_ends_with_the_store(tmp_path: Path) -> None:
+    before = set(threading.enumerate())
+
+    def journal_threads() -> list[threading.Thread]:
+        return [t for t in threading.enumerate()
+                if t not in before and t.name.startswith("octobatch-journal")]
+
+    store = StateStore.open(tmp_path / "spring.yaml", backend=MemoryBackend())
+    store.put("cat", entry(1))
+    await store.sync()
+    assert journal_threads()
+    store.close()
+    for _ in range(300):  # well before an idle thread would end by itself (after 5 s)
+        if not journal_threads():
+            break
+        await asyncio.sleep(0.01)
+    assert not journal_threads()

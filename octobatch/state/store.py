@@ -2,9 +2,9 @@
 
 Each transition builds a new immutable entry, journals the one record that turns the old
 entry into it, and then moves memory: a rejected change leaves memory and journal in step.
-`sync()` makes the changes so far durable (group commit in a worker thread); compaction (the
-whole lockfile rewritten, the journal trimmed to what came after it) is decided here alone
-and runs in a worker thread too, never on the event loop, while syncs go on.
+`sync()` makes the changes so far durable (group commit in the journal's own thread);
+compaction (the whole lockfile rewritten, the journal trimmed to what came after it) is decided
+here alone and runs in a worker thread, never on the event loop, while syncs go on.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from octobatch.filethreads import FileThreads
 from octobatch.outlast import retrieved
 from octobatch.paths import followed
 from octobatch.state import journal
@@ -92,7 +93,12 @@ class StateStore:
         self._io_lock = threading.Lock()  # the journal
         self._snapshot_lock = threading.Lock()  # the lockfile
         self._rendered: RenderCache = {}  # each entry's lockfile text, used under that lock
-        self._flush_task: asyncio.Task[None] | None = None
+        # One thread of its own writes the journal, so a sync never queues behind other
+        # threads' work; `_flushing` while it has a flush to finish.
+        self._journal_thread = FileThreads(1, "octobatch-journal")
+        self._flushing = False
+        self._flush_loop: asyncio.AbstractEventLoop | None = None  # the last to ask for one
+        self._flush_lock = threading.Lock()  # a flush's end against a new loop's request
         # (last change it waits for, its future): each caller of sync() has its own, so a
         # cancelled caller (Ctrl-C) cancels no one else's wait, and no shield is needed.
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -275,34 +281,50 @@ class StateStore:
     def sync_soon(self) -> None:
         """Start making every change so far durable, without waiting: a `sync()` after it
         waits for that write instead of starting one."""
-        if self._durable < self._seq:
+        if self._durable < self._seq and self._open:
             self._wanted = max(self._wanted, self._seq)
-            if self._flush_task is None:
-                self._flush_task = asyncio.get_running_loop().create_task(
-                    self._flush_off_loop())
+            with self._flush_lock:
+                self._flush_loop = asyncio.get_running_loop()
+                if self._flushing:
+                    return
+                self._flushing = True
+            self._journal_thread.run(self._flush_while_wanted).add_done_callback(retrieved)
 
-    async def _flush_off_loop(self) -> None:
-        """One worker-thread call writes batch after batch while callers want more: a caller
-        who arrives during a write is served by the next one at once, not after a round trip
-        through the event loop."""
-        loop = asyncio.get_running_loop()
+    def _flush_while_wanted(self) -> None:
+        """In the journal thread: write batch after batch while callers want more (one who
+        arrives during a write is served by the next one at once), then hand the outcome
+        straight to the loop (`_flushed`): every hop through the loop costs a busy run one
+        of its iterations, often milliseconds each."""
+        error: Exception | None = None
         try:
-            await asyncio.to_thread(self._flush_while_wanted, loop)
+            while True:
+                before = self._written
+                self._flush()
+                # A write that found nothing to write (a closed store) never spins here.
+                if self._written >= self._wanted or self._written == before:
+                    break
+                self._to_loop(self._wake)
         except Exception as exc:  # noqa: BLE001 -- whatever failed, the waiting callers see it
-            self._wake(exc)  # and the next sync() tries again
-        finally:
-            self._flush_task = None
-            self._wake()  # a caller who came after the last batch starts the next flush
+            error = exc
+        with self._flush_lock:
+            if not self._to_loop(self._flushed, error):
+                self._flushing = False  # nobody waits there: the next request starts afresh
 
-    def _flush_while_wanted(self, loop: asyncio.AbstractEventLoop) -> None:
-        while True:
-            before = self._written
-            self._flush()
-            if self._written >= self._wanted or self._written == before:
-                # The task's end wakes the callers (one hand-back to the loop, not two); a
-                # write that found nothing to write (a closed store) never spins here.
-                return
-            loop.call_soon_threadsafe(self._wake)
+    def _to_loop(self, callback: Callable[..., None], *args: Any) -> bool:
+        """Run `callback` on the loop that last asked for a flush, unless it is closed."""
+        assert self._flush_loop is not None
+        try:
+            self._flush_loop.call_soon_threadsafe(callback, *args)
+        except RuntimeError:
+            return False
+        return True
+
+    def _flushed(self, error: Exception | None) -> None:
+        """On the loop, once the journal thread is done: wake the callers its writes cover
+        (all of them with its `error`: the next sync() tries again); one who came after the
+        last batch starts the next flush."""
+        self._flushing = False
+        self._wake(error)
 
     def _wake(self, error: Exception | None = None) -> None:
         """Settle the waits the writes so far cover, or all of them with the write's `error`
@@ -421,6 +443,7 @@ class StateStore:
             with self._io_lock:
                 self._backend.close()
                 self._open = False
+            self._journal_thread.close()
 
 
 def _with_take(takes: tuple[Take, ...], new: Take, moved: Mapping[int, str]) -> tuple[Take, ...]:
