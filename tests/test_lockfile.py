@@ -12,6 +12,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from octobatch.errors import StateError
 from octobatch.state import (
@@ -26,7 +28,7 @@ from octobatch.state import (
     run_lock_path_for,
     write_lockfile,
 )
-from octobatch.state.format import RenderCache
+from octobatch.state.format import RenderCache, _dumps
 
 REPO = Path(__file__).resolve().parents[1]
 CONTRACT_FIELDS = {
@@ -391,3 +393,26 @@ def test_rendering_entry_by_entry_gives_exactly_the_json_dumps_bytes() -> None:
                "jobs": {k: e.to_json() for k, e in jobs.items()}}
         expected = json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False) + "\n"
         assert render_lockfile(state) == expected.encode()
+
+
+# Whatever a spec may hold (the manifest is YAML, so keys need not be strings), and the odd
+# floats: the renderer must give json.dumps's text for each, or fail the same way.
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(), st.text(),
+                    st.floats(allow_nan=True, allow_infinity=True))
+KEYS = st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False))
+JSON = st.recursive(SCALARS, lambda inner: st.one_of(
+    st.lists(inner, max_size=4), st.tuples(inner, inner),
+    st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    st.dictionaries(KEYS, inner, max_size=3)), max_leaves=20)
+
+
+@given(value=JSON, margin=st.sampled_from(["", "    "]))
+def test_the_lockfile_encoder_writes_what_json_dumps_writes(value: object, margin: str) -> None:
+    try:
+        expected = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+    except TypeError as exc:  # keys of several types cannot be sorted
+        with pytest.raises(TypeError):
+            _dumps(value, margin)
+        assert "not supported" in str(exc)
+        return
+    assert _dumps(value, margin) == expected.replace("\n", "\n" + margin)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
+from json.encoder import encode_basestring  # the C string encoder, ensure_ascii=False
 from typing import Any
 
 from octobatch.state.entry import LockEntry, LockState
@@ -53,8 +54,8 @@ def render_lockfile(state: LockState, cache: RenderCache | None = None) -> bytes
     """The exact bytes of a lockfile: sorted keys, fixed indentation, trailing newline.
 
     The same bytes as `json.dumps(doc, sort_keys=True, indent=2, ensure_ascii=False)`, but
-    encoded one entry at a time: the store renders in a worker thread, and one C-level
-    encoding of 10,000 entries would hold the GIL, and so the event loop, for its whole length.
+    encoded one entry at a time: the store renders in a worker thread, and one long encoding
+    of 10,000 entries would hold the GIL, and so the event loop, for its whole length.
     With a `cache` (one renderer at a time), an entry already rendered is not rendered again:
     entries are immutable, so the same object means the same text, and a compaction during a
     run costs the entries changed since the last one, not all of them.
@@ -67,8 +68,7 @@ def render_lockfile(state: LockState, cache: RenderCache | None = None) -> bytes
             parts.append(cached[1])
             continue
         # Not copied: entries are immutable, and this only encodes them.
-        body = _dumps(entry.to_json(copy=False)).replace("\n", "\n    ")
-        parts.append(f"    {_dumps(job_id)}: {body}")
+        parts.append(f"    {_dumps(job_id)}: {_dumps(entry.to_json(copy=False), '    ')}")
         if cache is not None:
             cache[job_id] = (entry, parts[-1])
     if cache is not None and len(cache) > len(state.jobs):
@@ -80,8 +80,50 @@ def render_lockfile(state: LockState, cache: RenderCache | None = None) -> bytes
     return text.encode()
 
 
-def _dumps(value: object) -> str:
-    return json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+def _dumps(value: Any, margin: str = "") -> str:
+    """`json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)` with every line after
+    the first indented by `margin`. The json module indents in pure Python; this does the same
+    in about half the time (measured on lockfile entries), leaving strings to its C encoder and
+    anything unusual (a key that is not a string, a subclass) to json.dumps itself."""
+    kind = type(value)
+    if kind is str:
+        return encode_basestring(value)
+    if kind is dict:
+        if not value:
+            return "{}"
+        inner = margin + "  "
+        try:
+            keys = sorted(value)
+        except TypeError:
+            return _json_dumps(value, margin)  # which says what is wrong with the keys
+        items = []
+        for key in keys:
+            if type(key) is not str:
+                return _json_dumps(value, margin)
+            items.append(f"{encode_basestring(key)}: {_dumps(value[key], inner)}")
+        return "{\n" + inner + (",\n" + inner).join(items) + "\n" + margin + "}"
+    if kind is list or kind is tuple:
+        if not value:
+            return "[]"
+        inner = margin + "  "
+        return ("[\n" + inner + (",\n" + inner).join([_dumps(v, inner) for v in value])
+                + "\n" + margin + "]")
+    if value is None or value is True or value is False:
+        return _CONSTANTS[value]
+    if kind is int:
+        return int.__repr__(value)
+    if kind is float and value == value and value not in (_INF, -_INF):
+        return float.__repr__(value)
+    return _json_dumps(value, margin)
+
+
+_CONSTANTS = {None: "null", True: "true", False: "false"}
+_INF = float("inf")
+
+
+def _json_dumps(value: object, margin: str) -> str:
+    text = json.dumps(value, sort_keys=True, indent=2, ensure_ascii=False)
+    return text.replace("\n", "\n" + margin)  # strings are escaped: no raw newline in them
 
 
 def parse_lockfile(text: str | bytes, manifest_name: str) -> LockState:
