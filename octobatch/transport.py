@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from yarl import URL
 
+from octobatch import answerwatch
 from octobatch.errors import OctobatchError
 from octobatch.filethreads import FileThreads
 from octobatch.fsutil import Folder
@@ -160,9 +161,13 @@ class Transport:
         self._scrubber = Scrubber(api_key)
         self._concurrency = concurrency
         self._max_answer = max_answer_bytes
-        self._timeout = aiohttp.ClientTimeout(
+        # An API answer's time is bounded by one watch for all requests (answerwatch.py); an
+        # upload's by its silences (`sock_read`): its time is the upload's.
+        self._answers = answerwatch.AnswerWatch(read_timeout)
+        self._upload_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout)
         self._session: aiohttp.ClientSession | None = None
         # Video writes get their own threads: in the default pool they would queue ahead of
         # the journal's fsyncs, which every submission waits for.
@@ -230,7 +235,9 @@ class Transport:
             kwargs["json"] = dict(json_body)
         if form is not None:
             kwargs["data"] = form
+            kwargs["timeout"] = self._upload_timeout
         all_headers = {**self.auth_for(url), **(headers or {})}
+        watched = self._answers.start() if form is None else None
         try:
             async with self.session.request(method, as_url(url), headers=all_headers,
                                             **kwargs) as resp:
@@ -241,6 +248,13 @@ class Transport:
                 status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise transport_error(exc, url) from None
+        except asyncio.CancelledError:
+            if watched is not None and self._answers.timed_out(watched):
+                raise transport_error(asyncio.TimeoutError(), url) from None
+            raise
+        finally:
+            if watched is not None:
+                self._answers.end(watched)
         data = parse_json_object(text)
         if data is None:
             raise ServerError(
