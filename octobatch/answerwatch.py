@@ -5,8 +5,8 @@ three timers per poll, which over thousands of jobs is a measurable share of the
 (about 4% of its time in the engine benchmark: each timer is a Python object on a heap). An API
 answer is small, so bounding the whole request is as good as bounding its silences. A request
 only notes its task and when it began; the watch's one timer, due when the oldest request runs
-out, cancels the tasks of the requests past the limit and re-arms for the next. The request
-then asks `timed_out()`, and raises a timeout instead of the cancellation, unless something
+out, cancels the tasks of the requests past the limit and re-arms for the next. A request
+runs inside `watching()`, which turns that cancellation into `TimeoutError`, unless something
 else cancelled its task as well (Ctrl-C goes on as a cancellation).
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from types import TracebackType
 from typing import Any
 
 Task = asyncio.Task[Any]
@@ -27,6 +28,10 @@ class AnswerWatch:
         self._began: dict[Task, tuple[float, int]] = {}
         self._cut: dict[Task, int] = {}  # tasks cancelled here -> their pending cancellations
         self._timer: asyncio.TimerHandle | None = None
+
+    def watching(self) -> Watched:
+        """The context one request runs in (a plain `with`: no await to enter or leave)."""
+        return Watched(self)
 
     def start(self) -> Task:
         """Watch the current task's request from now on; `end()` it when the request ends."""
@@ -65,6 +70,37 @@ class AnswerWatch:
             del self._began[task]
             self._cut[task] = pending
             task.cancel()
+
+
+class Watched:
+    """One request inside an `AnswerWatch` (or inside none: `Watched(None)`)."""
+
+    __slots__ = ("_watch", "_task")
+
+    def __init__(self, watch: AnswerWatch | None) -> None:
+        self._watch = watch
+        self._task: Task | None = None
+
+    def __enter__(self) -> Watched:
+        if self._watch is not None:
+            self._task = self._watch.start()
+        return self
+
+    def done(self) -> None:
+        """The answer came (its headers, say): what follows is not the watch's."""
+        if self._watch is not None and self._task is not None:
+            self._watch.end(self._task)
+            self._task = None
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        task, self._task = self._task, None
+        if self._watch is None or task is None:
+            return
+        cut = kind is asyncio.CancelledError and self._watch.timed_out(task)
+        self._watch.end(task)
+        if cut:
+            raise asyncio.TimeoutError from None
 
 
 def _cancelling(task: Task) -> int:

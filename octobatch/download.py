@@ -33,6 +33,7 @@ from typing import Any, TypeVar
 import aiohttp
 
 from octobatch import fsutil
+from octobatch.answerwatch import AnswerWatch, Watched
 from octobatch.errors import OctobatchError
 from octobatch.filethreads import FileThreads
 from octobatch.outlast import outlast_cancellation, retrieved
@@ -57,6 +58,7 @@ RESUME_AT_ONCE_BYTES = 64 * 1024  # a cut transfer that brought this much resume
 _CHUNK = 256 * 1024  # network read size
 _WRITE_SIZE = 512 * 1024  # bytes buffered before a write (two at most per job: bounded memory)
 _ERROR_BODY = 64 * 1024  # bytes of an error answer read for its message
+_NO_TIMERS = aiohttp.ClientTimeout(total=None)  # the watches bound a download instead
 
 T = TypeVar("T")
 
@@ -109,6 +111,7 @@ class Downloader:
         self._wire: dict[Path, int] = {}  # body bytes received per file, over every call
         self._began: dict[Path, float] = {}  # when each file's first attempt started
         self._folders: dict[Path, OutputFolder] = {}  # opened once per run
+        self._headers = AnswerWatch(limits.stall_seconds)  # the wait for each answer's headers
         self._opening: dict[Path, asyncio.Future[OutputFolder]] = {}
 
     async def fetch(self, http: aiohttp.ClientSession, url: str, dest: Path,
@@ -133,40 +136,54 @@ class Downloader:
             raise PermanentDownloadError(
                 f"the video did not arrive within {self.limits.deadline_seconds:g} s; rerun to "
                 "try again (the task is kept)")
-        # sock_read bounds the wait for the headers; the body's silence is a StallWatch's.
-        timeout = aiohttp.ClientTimeout(total=left, sock_read=self.limits.stall_seconds)
+        # The wait for the headers is one watch's for every download, the body's silence and
+        # the deadline a StallWatch's: no aiohttp timer per read. Near the deadline (less left
+        # than the stall limit) aiohttp's own timeouts bound it all instead.
         started = time.monotonic()
+        if left > self.limits.stall_seconds:
+            timeout, watched = _NO_TIMERS, self._headers.watching()
+            deadline: float | None = asyncio.get_running_loop().time() + left
+        else:
+            timeout = aiohttp.ClientTimeout(total=left, sock_read=self.limits.stall_seconds)
+            watched, deadline = Watched(None), None
         try:
-            async with http.get(as_url(url), headers=request_headers, timeout=timeout,
-                                   auto_decompress=False) as resp:
-                if resp.status in (400, 401, 403, 404, 410):
-                    raise UrlExpired(f"result URL answered HTTP {resp.status}", status=resp.status)
-                if resp.status == 416 and kept.size:
-                    got = dataclasses.replace(self._unsatisfiable(resp, dest, kept),
-                                              folder=folder)
-                    await self._in_files(dest, self._seal, folder, dest.name, got, then,
-                                         outlast=True)
-                    return got
-                if resp.status not in (200, 206):
-                    body = await resp.content.read(_ERROR_BODY)
-                    raise errors(resp.status, self._scrub(body.decode("utf-8", "replace")),
-                                 resp.headers.get("Retry-After"))
-                # A 200 is the whole object: a fresh file, which replaces the kept bytes only
-                # once its first bytes prove it is a video (an HTML page must not cost them).
-                target = kept if resp.status == 206 and self._continues(resp, dest, kept) \
-                    else Partial()
-                _check_answer(resp, self._scrub)
-                target.validator = resp.headers.get("ETag") or resp.headers.get("Last-Modified")
-                target.total = _total_size(resp, target.size)
-                if target.total is not None and target.total > self.limits.max_bytes:
-                    raise _too_large(target.total, self.limits.max_bytes)
+            with watched:
+                async with http.get(as_url(url), headers=request_headers, timeout=timeout,
+                                       auto_decompress=False) as resp:
+                    watched.done()  # the headers are in (no await since): the rest is below
+                    if resp.status in (400, 401, 403, 404, 410):
+                        raise UrlExpired(f"result URL answered HTTP {resp.status}",
+                                         status=resp.status)
+                    if resp.status == 416 and kept.size:
+                        got = dataclasses.replace(self._unsatisfiable(resp, dest, kept),
+                                                  folder=folder)
+                        await self._in_files(dest, self._seal, folder, dest.name, got, then,
+                                             outlast=True)
+                        return got
+                    if resp.status not in (200, 206):
+                        body = await resp.content.read(_ERROR_BODY)
+                        raise errors(resp.status,
+                                     self._scrub(body.decode("utf-8", "replace")),
+                                     resp.headers.get("Retry-After"))
+                    # A 200 is the whole object: a fresh file, which replaces the kept bytes
+                    # only once its first bytes prove it is a video (an HTML page must not
+                    # cost them).
+                    target = kept if resp.status == 206 and self._continues(resp, dest, kept) \
+                        else Partial()
+                    _check_answer(resp, self._scrub)
+                    target.validator = (resp.headers.get("ETag")
+                                        or resp.headers.get("Last-Modified"))
+                    target.total = _total_size(resp, target.size)
+                    if target.total is not None and target.total > self.limits.max_bytes:
+                        raise _too_large(target.total, self.limits.max_bytes)
 
-                def seal() -> None:  # in the file threads, right after the last write
-                    if _whole(target):
-                        got = _downloaded(target, self._wire.get(dest, 0), folder)
-                        self._seal(folder, dest.name, got, then)
+                    def seal() -> None:  # in the file threads, right after the last write
+                        if _whole(target):
+                            got = _downloaded(target, self._wire.get(dest, 0), folder)
+                            self._seal(folder, dest.name, got, then)
 
-                await self._stream(resp, dest, PartFile(folder, dest.name, target), seal)
+                    await self._stream(resp, dest, PartFile(folder, dest.name, target), seal,
+                                       deadline)
         except PermanentDownloadError:
             self.forget(dest)
             discard(dest)
@@ -212,8 +229,9 @@ class Downloader:
                                 "version of the file; starting over")
 
     async def _stream(self, resp: aiohttp.ClientResponse, dest: Path, part: PartFile,
-                      seal: Callable[[], None]) -> None:
-        """Stream the body into `part`; `seal` runs in the last write of a complete body."""
+                      seal: Callable[[], None], deadline: float | None) -> None:
+        """Stream the body into `part`, cut at the loop time `deadline`, if any; `seal` runs
+        in the last write of a complete body."""
         target = part.kept
         content_type = resp.headers.get("Content-Type", "")
         chunks: list[bytes] = []  # what arrived since the last write, as it arrived: no copy
@@ -251,7 +269,7 @@ class Downloader:
             closed = then.get("close", False)
 
         complete = False
-        watch = StallWatch(resp, self.limits.stall_seconds)
+        watch = StallWatch(resp, self.limits.stall_seconds, deadline)
         try:
             try:
                 async for chunk in resp.content.iter_chunked(_CHUNK):

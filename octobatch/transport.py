@@ -237,24 +237,18 @@ class Transport:
             kwargs["data"] = form
             kwargs["timeout"] = self._upload_timeout
         all_headers = {**self.auth_for(url), **(headers or {})}
-        watched = self._answers.start() if form is None else None
+        watched = self._answers.watching() if form is None else answerwatch.Watched(None)
         try:
-            async with self.session.request(method, as_url(url), headers=all_headers,
-                                            **kwargs) as resp:
-                raw = await self._read_bounded(resp)
-                text = self.scrub(raw.decode("utf-8", errors="replace"))
-                if resp.status >= 400:
-                    raise errors(resp.status, text, resp.headers.get("Retry-After"))
-                status = resp.status
+            with watched:
+                async with self.session.request(method, as_url(url), headers=all_headers,
+                                                **kwargs) as resp:
+                    raw = await self._read_bounded(resp)
+                    text = self.scrub(raw.decode("utf-8", errors="replace"))
+                    if resp.status >= 400:
+                        raise errors(resp.status, text, resp.headers.get("Retry-After"))
+                    status = resp.status
         except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
             raise transport_error(exc, url) from None
-        except asyncio.CancelledError:
-            if watched is not None and self._answers.timed_out(watched):
-                raise transport_error(asyncio.TimeoutError(), url) from None
-            raise
-        finally:
-            if watched is not None:
-                self._answers.end(watched)
         data = parse_json_object(text)
         if data is None:
             raise ServerError(

@@ -5,6 +5,7 @@ Small files (a few hundred KB) and tiny limits keep every test to a fraction of 
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import json
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
 
 from octobatch.download import (
@@ -30,9 +32,9 @@ from octobatch.download import (
 )
 from octobatch.errors import ManifestError, OctobatchError
 from octobatch.manifest import load_manifest
-from octobatch.providers import Provider, TaskState, connect
+from octobatch.providers import Provider, Providers, TaskState, connect
 from octobatch.simulator import DEMO_KEY, Faults, Simulator
-from octobatch.transport import TruncatedDownload
+from octobatch.transport import Transport, TruncatedDownload
 
 SIZE = 300_000
 QUICK = DownloadLimits(stall_seconds=0.2, deadline_seconds=5)
@@ -203,6 +205,45 @@ async def test_a_trickle_is_bounded_by_one_deadline_over_every_attempt(
     (unfinished,) = outcome.named("unfinished")
     assert "did not arrive within 0.4 s" in unfinished.reason and unfinished.task_id
     assert sim.bytes_sent_per_task[unfinished.task_id] < SIZE * 0.6
+
+
+async def test_a_body_that_never_goes_silent_is_cut_at_the_deadline(make_simulator: Any,
+                                                                      tmp_path: Path) -> None:
+    # About 2 s of trickle, never 0.3 s without a byte, against a deadline of 0.8 s.
+    sim = await make_simulator(video_bytes=SIZE,
+                               faults=Faults(download_bytes_per_second=SIZE // 2))
+    limits = DownloadLimits(stall_seconds=0.3, deadline_seconds=0.8)
+    async with Transport(sim.base_url, DEMO_KEY, download_limits=limits) as transport:
+        client = Providers(transport).get("octopusx")
+        _, url = await finished(client)
+        started = time.monotonic()
+        with pytest.raises(TruncatedDownload, match="download ran out of its 0.8 s"):
+            await asyncio.wait_for(client.download(url, tmp_path / ".v.mp4.part"), 10)
+    assert time.monotonic() - started >= 0.8
+    assert 0 < (tmp_path / ".v.mp4.part").stat().st_size < SIZE  # kept for a resume
+
+
+async def test_headers_that_never_come_are_a_stall(tmp_path: Path) -> None:
+    async def silent(request: web.Request) -> web.Response:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    app = web.Application()
+    app.router.add_get("/v.mp4", silent)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    limits = DownloadLimits(stall_seconds=0.3, deadline_seconds=5)
+    try:
+        async with Transport(base, DEMO_KEY, download_limits=limits) as transport:
+            client = Providers(transport).get("octopusx")
+            started = time.monotonic()
+            with pytest.raises(TruncatedDownload, match="download stalled: no data for 0.3 s"):
+                await asyncio.wait_for(client.download(f"{base}/v.mp4", tmp_path / "v.part"), 10)
+            assert time.monotonic() - started >= 0.3
+    finally:
+        await runner.cleanup()
 
 
 def test_max_video_bytes_from_the_environment() -> None:
