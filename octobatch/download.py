@@ -150,11 +150,11 @@ class Downloader:
             with watched:
                 async with http.get(as_url(url), headers=request_headers, timeout=timeout,
                                        auto_decompress=False) as resp:
-                    watched.done()  # the headers are in (no await since): the rest is below
                     if resp.status in (400, 401, 403, 404, 410):
                         raise UrlExpired(f"result URL answered HTTP {resp.status}",
                                          status=resp.status)
                     if resp.status == 416 and kept.size:
+                        watched.done()  # what follows is our own disk work
                         got = dataclasses.replace(self._unsatisfiable(resp, dest, kept),
                                                   folder=folder)
                         await self._in_files(dest, self._seal, folder, dest.name, got, then,
@@ -182,6 +182,7 @@ class Downloader:
                             got = _downloaded(target, self._wire.get(dest, 0), folder)
                             self._seal(folder, dest.name, got, then)
 
+                    watched.done()  # the body is the stall watch's (no await since the check)
                     await self._stream(resp, dest, PartFile(folder, dest.name, target), seal,
                                        deadline)
         except PermanentDownloadError:

@@ -6,6 +6,7 @@ Small files (a few hundred KB) and tiny limits keep every test to a fraction of 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import hashlib
 import json
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -223,27 +225,45 @@ async def test_a_body_that_never_goes_silent_is_cut_at_the_deadline(make_simulat
     assert 0 < (tmp_path / ".v.mp4.part").stat().st_size < SIZE  # kept for a resume
 
 
-async def test_headers_that_never_come_are_a_stall(tmp_path: Path) -> None:
-    async def silent(request: web.Request) -> web.Response:
-        await asyncio.Event().wait()
-        raise AssertionError("unreachable")
-
+@contextlib.asynccontextmanager
+async def serving(handler: Any) -> AsyncIterator[str]:
+    """A server whose every `GET /v.mp4` is `handler`'s; yields the video's URL."""
     app = web.Application()
-    app.router.add_get("/v.mp4", silent)
+    app.router.add_get("/v.mp4", handler)
     runner = web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", 0).start()
-    base = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    limits = DownloadLimits(stall_seconds=0.3, deadline_seconds=5)
     try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v.mp4"
+    finally:
+        await runner.cleanup()
+
+
+async def silent(request: web.Request) -> web.Response:
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+async def error_without_its_body(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(status=500, headers={"Content-Length": "100"})
+    await response.prepare(request)  # the headers, then not a byte of the body
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("handler", [silent, error_without_its_body],
+                         ids=["no-headers", "error-without-body"])
+async def test_an_answer_that_stops_before_the_video_is_a_stall(handler: Any,
+                                                                tmp_path: Path) -> None:
+    async with serving(handler) as url:
+        base = url.rsplit("/", 1)[0]
+        limits = DownloadLimits(stall_seconds=0.3, deadline_seconds=5)
         async with Transport(base, DEMO_KEY, download_limits=limits) as transport:
             client = Providers(transport).get("octopusx")
             started = time.monotonic()
             with pytest.raises(TruncatedDownload, match="download stalled: no data for 0.3 s"):
-                await asyncio.wait_for(client.download(f"{base}/v.mp4", tmp_path / "v.part"), 10)
+                await asyncio.wait_for(client.download(url, tmp_path / "v.part"), 10)
             assert time.monotonic() - started >= 0.3
-    finally:
-        await runner.cleanup()
 
 
 def test_max_video_bytes_from_the_environment() -> None:
