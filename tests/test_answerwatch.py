@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 from engine_helpers import png_bytes
+from loopback import serving
 
 from octobatch.answerwatch import AnswerWatch
 from octobatch.jobs import ApiRequest, FilePart
@@ -38,17 +39,9 @@ async def serve(hang: set[str], slow: dict[str, float]) -> AsyncIterator[str]:
         await asyncio.Event().wait()
         raise AssertionError("unreachable")
 
-    app = web.Application()
-    app.router.add_get("/v1/videos/{task_id}", poll)
-    app.router.add_post("/v1/videos", submit)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    finally:
-        await runner.cleanup()
+    async with serving(web.get("/v1/videos/{task_id}", poll),
+                       web.post("/v1/videos", submit)) as base_url:
+        yield base_url
 
 
 @pytest.fixture

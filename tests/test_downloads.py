@@ -6,7 +6,6 @@ Small files (a few hundred KB) and tiny limits keep every test to a fraction of 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import hashlib
 import json
@@ -16,13 +15,13 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
 from engine_helpers import prompts_jobs, run_engine, submits, write_manifest
+from loopback import serving
 
 from octobatch.download import (
     DownloadLimits,
@@ -225,20 +224,6 @@ async def test_a_body_that_never_goes_silent_is_cut_at_the_deadline(make_simulat
     assert 0 < (tmp_path / ".v.mp4.part").stat().st_size < SIZE  # kept for a resume
 
 
-@contextlib.asynccontextmanager
-async def serving(handler: Any) -> AsyncIterator[str]:
-    """A server whose every `GET /v.mp4` is `handler`'s; yields the video's URL."""
-    app = web.Application()
-    app.router.add_get("/v.mp4", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    try:
-        yield f"http://127.0.0.1:{runner.addresses[0][1]}/v.mp4"
-    finally:
-        await runner.cleanup()
-
-
 async def silent(request: web.Request) -> web.Response:
     await asyncio.Event().wait()
     raise AssertionError("unreachable")
@@ -255,8 +240,8 @@ async def error_without_its_body(request: web.Request) -> web.StreamResponse:
                          ids=["no-headers", "error-without-body"])
 async def test_an_answer_that_stops_before_the_video_is_a_stall(handler: Any,
                                                                 tmp_path: Path) -> None:
-    async with serving(handler) as url:
-        base = url.rsplit("/", 1)[0]
+    async with serving(web.get("/v.mp4", handler)) as base:
+        url = f"{base}/v.mp4"
         limits = DownloadLimits(stall_seconds=0.3, deadline_seconds=5)
         async with Transport(base, DEMO_KEY, download_limits=limits) as transport:
             client = Providers(transport).get("octopusx")

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 from aiohttp import web
+from loopback import serving
 
 from octobatch.stallwatch import StallWatch
 
@@ -27,16 +28,9 @@ async def silent_body() -> AsyncIterator[str]:
         await done.wait()
         return resp
 
-    app = web.Application()
-    app.router.add_get("/", handler)
-    runner = web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    yield f"http://127.0.0.1:{port}/"
-    done.set()
-    await runner.cleanup()
+    async with serving(web.get("/", handler)) as base_url:
+        yield f"{base_url}/"
+        done.set()
 
 
 async def test_silence_cuts_the_body_and_the_reader_s_own_work_does_not(
